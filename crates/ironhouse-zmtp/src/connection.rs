@@ -186,9 +186,15 @@ impl Connection {
         self.error.as_ref()
     }
 
-    /// Bytes waiting to be written to the peer.
+    /// Bytes waiting to be written to the peer; call [`Transmit::advance`]
+    /// after writing some.
     pub fn transmit(&mut self) -> &mut Transmit {
         &mut self.transmit
+    }
+
+    /// Read-only view of [`Connection::transmit`], for building write calls.
+    pub fn pending_transmit(&self) -> &Transmit {
+        &self.transmit
     }
 
     /// How many buffered input bytes the decoder would like before it can make

@@ -1,0 +1,136 @@
+//! Endpoint strings: `tcp://host:port` and `ipc://path`, as ZeroMQ writes them.
+//!
+//! `tcp://*:port` binds every interface; port `*` or `0` picks a free port
+//! (the bound socket reports the real one). IPv6 addresses go in brackets:
+//! `tcp://[::1]:5555`.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::Error;
+
+/// A parsed endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Endpoint {
+    /// TCP: a host (name, IPv4, IPv6 without brackets, or `*`) and a port
+    /// (0 = any free port when binding).
+    Tcp {
+        /// Host name or address; `*` binds all interfaces.
+        host: String,
+        /// Port number.
+        port: u16,
+    },
+    /// A Unix domain socket at a file-system path.
+    Ipc(PathBuf),
+}
+
+impl Endpoint {
+    /// The scheme, for messages: `tcp` or `ipc`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Endpoint::Tcp { .. } => "tcp",
+            Endpoint::Ipc(_) => "ipc",
+        }
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp { host, port } if host.contains(':') => {
+                write!(f, "tcp://[{host}]:{port}")
+            }
+            Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Endpoint::Ipc(p) => write!(f, "ipc://{}", p.display()),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::InvalidEndpoint {
+            endpoint: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| bad("expected scheme://address, for example tcp://127.0.0.1:5555"))?;
+        match scheme {
+            "tcp" => {
+                let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+                    let (h, p) = v6
+                        .split_once("]:")
+                        .ok_or_else(|| bad("IPv6 address needs the form [addr]:port"))?;
+                    (h, p)
+                } else {
+                    rest.rsplit_once(':').ok_or_else(|| bad("missing :port"))?
+                };
+                if host.is_empty() {
+                    return Err(bad("missing host (use * to bind every interface)"));
+                }
+                if host.contains(':') && !rest.starts_with('[') {
+                    return Err(bad("IPv6 addresses must be in brackets: tcp://[::1]:5555"));
+                }
+                let port = match port {
+                    "*" => 0,
+                    p => p
+                        .parse::<u16>()
+                        .map_err(|_| bad("port must be a number from 0 to 65535, or *"))?,
+                };
+                Ok(Endpoint::Tcp {
+                    host: host.to_string(),
+                    port,
+                })
+            }
+            "ipc" => {
+                if rest.is_empty() {
+                    return Err(bad("missing path"));
+                }
+                Ok(Endpoint::Ipc(PathBuf::from(rest)))
+            }
+            "tls" | "inproc" | "pgm" | "epgm" | "udp" | "ws" | "wss" => {
+                Err(bad("transport not supported yet (use tcp:// or ipc://)"))
+            }
+            _ => Err(bad("unknown transport (use tcp:// or ipc://)")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_displays() {
+        for (s, want) in [
+            ("tcp://127.0.0.1:5555", "tcp://127.0.0.1:5555"),
+            ("tcp://*:*", "tcp://*:0"),
+            ("tcp://[::1]:80", "tcp://[::1]:80"),
+            ("tcp://localhost:1", "tcp://localhost:1"),
+            ("ipc:///tmp/x.sock", "ipc:///tmp/x.sock"),
+        ] {
+            assert_eq!(s.parse::<Endpoint>().unwrap().to_string(), want);
+        }
+    }
+
+    #[test]
+    fn rejects_with_reasons() {
+        for s in [
+            "127.0.0.1:5",
+            "tcp://127.0.0.1",
+            "tcp://:5",
+            "tcp://h:99999",
+            "tcp://::1:5",
+            "udp://x:1",
+            "ipc://",
+            "foo://x",
+        ] {
+            let e = s.parse::<Endpoint>().unwrap_err().to_string();
+            assert!(e.contains(s), "{e}");
+        }
+    }
+}

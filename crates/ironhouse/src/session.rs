@@ -1,0 +1,326 @@
+//! The task that drives one connection: it owns the transport halves and a
+//! sans-IO [`Connection`], moves bytes between them, hands received messages
+//! to the socket and sends what the socket queued for this peer.
+//!
+//! Backpressure runs both ways: while the socket's receive queue is full the
+//! session stops reading (TCP then pushes back on the peer); while the
+//! engine's output is above [`OUTPUT_HIGH_WATER`] it stops taking messages
+//! from the send queue.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use ironhouse_zmtp::{AuthReply, Config, Connection, Event, Message, ProtocolError, SocketType};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use crate::monitor::SocketEvent;
+use crate::socket::peers::{Inbound, Outbound, PeerId, Shared};
+use crate::transport::Conn;
+use crate::Error;
+
+/// Stop pulling from the send queue while this many bytes wait to be written.
+const OUTPUT_HIGH_WATER: usize = 256 * 1024;
+/// Messages taken from the send queue per wake-up.
+const BATCH: usize = 256;
+/// Smallest read buffer reservation.
+const READ_CHUNK: usize = 64 * 1024;
+/// Largest single reservation made for one announced frame; bigger frames
+/// grow the buffer as bytes actually arrive, so a peer that announces a
+/// huge frame and stalls cannot make us allocate it.
+const MAX_RESERVE: usize = 16 << 20;
+
+/// How a session ended.
+#[derive(Debug)]
+pub(crate) enum End {
+    /// The socket closed this peer's queue and everything was flushed (or linger expired).
+    SocketClosed,
+    /// The peer closed the connection.
+    PeerClosed,
+    /// The handshake failed.
+    Handshake(Error),
+    /// An established connection failed.
+    Failed(Error),
+}
+
+impl End {
+    pub(crate) fn reason(&self) -> Option<String> {
+        match self {
+            End::SocketClosed | End::PeerClosed => None,
+            End::Handshake(e) | End::Failed(e) => Some(e.to_string()),
+        }
+    }
+}
+
+pub(crate) fn engine_config(shared: &Shared) -> Config {
+    let o = &shared.options;
+    let mut c = Config::new(shared.kind);
+    c.identity = o.identity.clone();
+    c.max_message_size = o.max_message_size;
+    c.handshake_timeout = o.handshake_timeout;
+    c.heartbeat = o.heartbeat;
+    c
+}
+
+/// Runs one connection until it ends. `pipe` is this peer's send queue.
+/// Returns how it ended and whether the handshake had completed.
+pub(crate) async fn run(
+    conn: Conn,
+    pipe: &mut mpsc::Receiver<Outbound>,
+    shared: &Arc<Shared>,
+    id: PeerId,
+) -> (End, bool) {
+    let mut s = Session {
+        engine: Connection::new(engine_config(shared), Instant::now().into_std()),
+        shared,
+        id,
+        peer: conn.peer.clone(),
+        routing_id: Bytes::new(),
+        active: false,
+        pending_in: VecDeque::new(),
+    };
+    let end = s.drive(conn, pipe).await;
+    (end, s.active)
+}
+
+struct Session<'a> {
+    engine: Connection,
+    shared: &'a Arc<Shared>,
+    id: PeerId,
+    peer: String,
+    routing_id: Bytes,
+    active: bool,
+    /// Received messages waiting for room in the socket's receive queue.
+    pending_in: VecDeque<Inbound>,
+}
+
+impl Session<'_> {
+    async fn drive(&mut self, conn: Conn, pipe: &mut mpsc::Receiver<Outbound>) -> End {
+        let Conn {
+            mut reader,
+            mut writer,
+            ..
+        } = conn;
+        let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+        let mut batch: Vec<Outbound> = Vec::with_capacity(BATCH);
+        let mut draining = false;
+        let mut linger_deadline: Option<Instant> = None;
+        loop {
+            if draining && self.engine.transmit().is_empty() {
+                let _ = timeout(Duration::from_secs(1), writer.shutdown()).await;
+                return End::SocketClosed;
+            }
+            let want = self
+                .engine
+                .bytes_wanted()
+                .saturating_sub(rbuf.len())
+                .clamp(READ_CHUNK, MAX_RESERVE);
+            if rbuf.capacity() - rbuf.len() < READ_CHUNK.min(want) {
+                rbuf.reserve(want);
+            }
+            let timer = [
+                self.engine.poll_timeout().map(Instant::from_std),
+                linger_deadline,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            let want_read = self.pending_in.is_empty();
+            let want_pipe =
+                self.active && !draining && self.engine.transmit().len() < OUTPUT_HIGH_WATER;
+            let mut slices = [IoSlice::new(&[]); 64];
+            let nslices = self.engine.pending_transmit().io_slices(&mut slices);
+            let shared = self.shared;
+            tokio::select! {
+                biased;
+                r = writer.write_vectored(&slices[..nslices]), if nslices > 0 => match r {
+                    Ok(0) => return self.io_end(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => self.engine.transmit().advance(n),
+                    Err(e) => return self.io_end(e),
+                },
+                permit = shared.inbox.reserve(), if !self.pending_in.is_empty() => match permit {
+                    Ok(permit) => {
+                        permit.send(self.pending_in.pop_front().expect("non-empty"));
+                        if let Err(end) = self.flush_pending() { return end; }
+                    }
+                    Err(_) => return End::SocketClosed,
+                },
+                r = reader.read_buf(&mut rbuf), if want_read => match r {
+                    Ok(0) => {
+                        return if self.active { End::PeerClosed } else {
+                            End::Handshake(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection during the handshake")))
+                        };
+                    }
+                    Ok(_) => {
+                        let res = self.engine.handle_input(&mut rbuf, Instant::now().into_std());
+                        if let Err(end) = self.handle_events() {
+                            return self.fail(end, &mut writer).await;
+                        }
+                        if let Err(e) = res {
+                            return self.fail(self.protocol_end(e), &mut writer).await;
+                        }
+                    }
+                    Err(e) => return self.io_end(e),
+                },
+                n = pipe.recv_many(&mut batch, BATCH), if want_pipe => {
+                    if n == 0 {
+                        draining = true;
+                        linger_deadline = self.shared.options.linger.map(|l| Instant::now() + l);
+                        continue;
+                    }
+                    for item in batch.drain(..) {
+                        let r = match item {
+                            Outbound::Message(m) => self.engine.send_message(&m),
+                            Outbound::Subscribe(p) => self.engine.send_subscribe(&p),
+                            Outbound::Cancel(p) => self.engine.send_cancel(&p),
+                        };
+                        if let Err(e) = r {
+                            return self.fail(self.protocol_end(e), &mut writer).await;
+                        }
+                    }
+                },
+                () = sleep_until(timer.unwrap_or_else(Instant::now)), if timer.is_some() => {
+                    if linger_deadline.is_some_and(|d| Instant::now() >= d) {
+                        tracing::debug!(peer = %self.peer, "linger expired with {} bytes unsent", self.engine.transmit().len());
+                        return End::SocketClosed;
+                    }
+                    if let Err(e) = self.engine.handle_timeout(Instant::now().into_std()) {
+                        return self.fail(self.protocol_end(e), &mut writer).await;
+                    }
+                },
+            }
+        }
+    }
+
+    fn io_end(&self, e: std::io::Error) -> End {
+        if self.active {
+            End::Failed(Error::Io(e))
+        } else {
+            End::Handshake(Error::Io(e))
+        }
+    }
+
+    fn protocol_end(&self, e: ProtocolError) -> End {
+        if self.active {
+            End::Failed(Error::Protocol(e))
+        } else {
+            End::Handshake(Error::Protocol(e))
+        }
+    }
+
+    /// Ends the session after an error, first trying briefly to deliver what
+    /// the engine queued (an ERROR command tells a ZMTP peer why).
+    async fn fail(&mut self, end: End, writer: &mut crate::transport::WriteHalf) -> End {
+        let bytes: Vec<Bytes> = self.engine.transmit().take_all();
+        let _ = timeout(Duration::from_millis(500), async {
+            for b in bytes {
+                writer.write_all(&b).await?;
+            }
+            writer.shutdown().await
+        })
+        .await;
+        end
+    }
+
+    /// Moves queued received messages into the socket's receive queue while it has room.
+    fn flush_pending(&mut self) -> Result<(), End> {
+        while let Some(item) = self.pending_in.pop_front() {
+            match self.shared.inbox.try_send(item) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(item)) => {
+                    self.pending_in.push_front(item);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::SocketClosed),
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, mut msg: Message) -> Result<(), End> {
+        if self.shared.kind == SocketType::Router {
+            msg.push_front(self.routing_id.clone());
+        }
+        if self.pending_in.is_empty() {
+            match self.shared.inbox.try_send((self.id, msg)) {
+                Ok(()) => return Ok(()),
+                Err(mpsc::error::TrySendError::Full(item)) => self.pending_in.push_back(item),
+                Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::SocketClosed),
+            }
+        } else {
+            self.pending_in.push_back((self.id, msg));
+        }
+        Ok(())
+    }
+
+    fn handle_events(&mut self) -> Result<(), End> {
+        while let Some(ev) = self.engine.poll_event() {
+            match ev {
+                Event::Message(m) => {
+                    if matches!(self.shared.kind, SocketType::Pub | SocketType::Xpub) {
+                        continue; // Subscribers have nothing to say but subscriptions.
+                    }
+                    self.deliver(m)?;
+                }
+                Event::HandshakeComplete(info) => {
+                    let (routing_id, subs) = self
+                        .shared
+                        .activate(self.id, &info)
+                        .map_err(End::Handshake)?;
+                    self.routing_id = routing_id;
+                    self.active = true;
+                    for s in subs {
+                        self.engine
+                            .send_subscribe(&s)
+                            .map_err(|e| End::Failed(e.into()))?;
+                    }
+                    tracing::debug!(peer = %self.peer, peer_type = %info.socket_type, "connected");
+                    self.shared.emit(SocketEvent::Connected {
+                        peer: self.peer.clone(),
+                        peer_type: info.socket_type,
+                    });
+                }
+                Event::Authenticate(_req) => {
+                    // No authenticator is configured on plain NULL sockets: allow.
+                    self.engine
+                        .handle_auth_reply(
+                            AuthReply::Allow {
+                                user_id: String::new(),
+                            },
+                            Instant::now().into_std(),
+                        )
+                        .map_err(|e| End::Handshake(e.into()))?;
+                }
+                Event::Subscribe(prefix) => self.subscription(true, prefix)?,
+                Event::Cancel(prefix) => self.subscription(false, prefix)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn subscription(&mut self, add: bool, prefix: Bytes) -> Result<(), End> {
+        {
+            let mut peers = self.shared.peers();
+            if let Some(p) = peers.get_mut(self.id) {
+                if add {
+                    p.subs.add(&prefix);
+                } else {
+                    p.subs.remove(&prefix);
+                }
+            }
+        }
+        if self.shared.kind == SocketType::Xpub {
+            // XPUB shows subscriptions to the application as messages.
+            let mut m = BytesMut::with_capacity(prefix.len() + 1);
+            m.extend_from_slice(&[u8::from(add)]);
+            m.extend_from_slice(&prefix);
+            self.deliver(Message::from(m.freeze()))?;
+        }
+        Ok(())
+    }
+}
