@@ -1,1 +1,68 @@
-fn main() {}
+//! `ironhouse`: the command line of ironhouse. A thin layer over the library:
+//! each subcommand parses its flags, builds sockets and prints results. Its
+//! flags and output are a contract that tests and scripts rely on.
+
+mod bench;
+mod demo;
+mod lines;
+mod socket_cmd;
+
+use std::process::ExitCode;
+
+/// Errors of the command line: printed as one line on stderr.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+use clap::{Parser, Subcommand};
+
+/// Secure transport of objects between processes and machines.
+#[derive(Parser, Debug)]
+#[command(name = "ironhouse", version, about, long_about = None)]
+struct Cli {
+    /// More logging on stderr (-v debug, -vv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// A ZeroMQ socket on the command line: stdin lines out, received messages to stdout.
+    Socket(socket_cmd::Args),
+    /// Benchmark scenarios, with the same arguments and output as bench/zmq_bench.c.
+    Bench(bench::Args),
+    /// A self-contained run of the main job, on loopback.
+    Demo,
+}
+
+fn init_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Socket(args) => socket_cmd::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Demo => demo::run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ironhouse: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

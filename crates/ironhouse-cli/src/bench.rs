@@ -1,0 +1,191 @@
+//! `ironhouse bench`: the Rust side of the benchmark harness (`bench/run.py`).
+//! Arguments, thread layout and the one-line JSON output mirror
+//! `bench/zmq_bench.c`, so the two are measured the same way; see
+//! `bench/README.md` for the rules.
+//!
+//! Layout: two OS threads, each running its own single-threaded tokio
+//! runtime (the sockets' connection tasks run there too). libzmq's layout is
+//! two application threads plus one I/O thread per context.
+
+use std::process::ExitCode;
+use std::sync::mpsc as std_mpsc;
+use std::time::{Duration, Instant};
+
+use ironhouse::{Bytes, Message, Options, Socket, SocketType};
+
+/// Flags of `ironhouse bench`.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// thr, lat or hs.
+    mode: String,
+    /// thr/lat: message size in bytes; hs: the count.
+    first: u64,
+    /// thr/lat: message count.
+    second: Option<u64>,
+    /// Use CURVE security.
+    #[arg(long)]
+    curve: bool,
+    /// thr: port to bind (default: any free port).
+    #[arg(long)]
+    port: Option<u16>,
+}
+
+use crate::BoxError;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs one scenario and prints its JSON line.
+pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
+    if args.curve {
+        return Err("CURVE is not available in this build yet".into());
+    }
+    let line = match (args.mode.as_str(), args.second) {
+        ("thr", Some(count)) => thr(args.first as usize, count, args.port)?,
+        ("lat", Some(count)) => lat(args.first as usize, count)?,
+        ("hs", None) => hs(args.first)?,
+        _ => {
+            return Err(
+                "usage: ironhouse bench thr SIZE COUNT [--port P] | lat SIZE COUNT | hs COUNT"
+                    .into(),
+            )
+        }
+    };
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+fn thr(size: usize, count: u64, port: Option<u16>) -> Result<String, BoxError> {
+    let (ep_tx, ep_rx) = std_mpsc::channel::<String>();
+    let receiver = std::thread::spawn(move || -> Result<f64, BoxError> {
+        runtime().block_on(async move {
+            let mut pull = Socket::new(SocketType::Pull);
+            let ep = pull
+                .bind(&format!("tcp://127.0.0.1:{}", port.unwrap_or(0)))
+                .await?;
+            ep_tx.send(ep.to_string())?;
+            let first = pull.recv().await?;
+            let start = Instant::now();
+            let mut bad = usize::from(first.size() != size);
+            for _ in 1..count {
+                bad += usize::from(pull.recv().await?.size() != size);
+            }
+            let elapsed = start.elapsed().as_secs_f64();
+            if bad > 0 {
+                return Err(format!("{bad} messages had the wrong size").into());
+            }
+            pull.close().await;
+            Ok(elapsed)
+        })
+    });
+    let ep = ep_rx.recv_timeout(Duration::from_secs(30))?;
+    let sender = std::thread::spawn(move || -> Result<(), BoxError> {
+        runtime().block_on(async move {
+            let mut push = Socket::with_options(SocketType::Push, Options::default().linger(None));
+            push.connect(&ep).await?;
+            for _ in 0..count {
+                // A fresh, filled buffer per message, as the C side does.
+                push.send(Message::from(Bytes::from(vec![b'x'; size])))
+                    .await?;
+            }
+            push.close().await;
+            Ok(())
+        })
+    });
+    sender.join().map_err(|_| "sender thread panicked")??;
+    let elapsed = receiver.join().map_err(|_| "receiver thread panicked")??;
+    // COUNT over first-to-last, the libzmq local_thr convention used by zmq_bench.c.
+    let rate = count as f64 / elapsed.max(1e-9);
+    Ok(format!(
+        "{{\"impl\":\"ironhouse\",\"mode\":\"thr\",\"size\":{size},\"count\":{count},\"curve\":false,\"msgs_per_sec\":{rate:.1},\"mb_per_sec\":{:.1}}}",
+        rate * size as f64 / 1e6
+    ))
+}
+
+fn echo_server(
+    total: u64,
+) -> Result<(String, std::thread::JoinHandle<Result<(), BoxError>>), BoxError> {
+    let (ep_tx, ep_rx) = std_mpsc::channel::<String>();
+    let server = std::thread::spawn(move || -> Result<(), BoxError> {
+        runtime().block_on(async move {
+            let mut rep = Socket::new(SocketType::Rep);
+            let ep = rep.bind("tcp://127.0.0.1:0").await?;
+            ep_tx.send(ep.to_string())?;
+            for _ in 0..total {
+                let m = rep.recv().await?;
+                rep.send(m).await?;
+            }
+            rep.close().await;
+            Ok(())
+        })
+    });
+    Ok((ep_rx.recv_timeout(Duration::from_secs(30))?, server))
+}
+
+const WARMUP: u64 = 1000;
+
+fn lat(size: usize, count: u64) -> Result<String, BoxError> {
+    let (ep, server) = echo_server(count + WARMUP)?;
+    let mut rtts = runtime().block_on(async move {
+        let mut req = Socket::new(SocketType::Req);
+        req.connect(&ep).await?;
+        let payload = Bytes::from(vec![b'x'; size]);
+        let mut rtts = Vec::with_capacity(count as usize);
+        for i in 0..count + WARMUP {
+            let t = Instant::now();
+            req.send(payload.clone()).await?;
+            let reply = req.recv().await?;
+            if reply.size() != size {
+                return Err::<Vec<f64>, BoxError>("reply has the wrong size".into());
+            }
+            if i >= WARMUP {
+                rtts.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+        }
+        req.close().await;
+        Ok(rtts)
+    })?;
+    server.join().map_err(|_| "server thread panicked")??;
+    rtts.sort_by(f64::total_cmp);
+    Ok(format!(
+        "{{\"impl\":\"ironhouse\",\"mode\":\"lat\",\"size\":{size},\"count\":{count},\"curve\":false,\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        percentile(&rtts, 0.5),
+        percentile(&rtts, 0.99)
+    ))
+}
+
+fn hs(count: u64) -> Result<String, BoxError> {
+    let (ep, server) = echo_server(count)?;
+    let mut times = runtime().block_on(async move {
+        let payload = Bytes::from(vec![b'x'; 64]);
+        let mut times = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let t = Instant::now();
+            let mut req = Socket::with_options(
+                SocketType::Req,
+                Options::default().linger(Some(Duration::ZERO)),
+            );
+            req.connect(&ep).await?;
+            req.send(payload.clone()).await?;
+            req.recv().await?;
+            times.push(t.elapsed().as_secs_f64() * 1e6);
+            req.close().await;
+        }
+        Ok::<_, BoxError>(times)
+    })?;
+    server.join().map_err(|_| "server thread panicked")??;
+    times.sort_by(f64::total_cmp);
+    Ok(format!(
+        "{{\"impl\":\"ironhouse\",\"mode\":\"hs\",\"count\":{count},\"curve\":false,\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        percentile(&times, 0.5),
+        percentile(&times, 0.99)
+    ))
+}
