@@ -14,6 +14,12 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 use clap::{Parser, Subcommand};
 
+// glibc's malloc unmaps or trims large freed blocks and faults them back in
+// on the next message (measured: ~270 page faults per 1 MiB message, a third
+// of libzmq's throughput). mimalloc recycles them.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Secure transport of objects between processes and machines.
 #[derive(Parser, Debug)]
 #[command(name = "ironhouse", version, about, long_about = None)]

@@ -87,6 +87,24 @@ pub(crate) async fn run(
     (end, s.active)
 }
 
+/// Makes room in the read buffer for the next read.
+///
+/// A large frame gets a buffer of exactly its size (holding the bytes already
+/// read): the frame is then split off without copying, and same-sized
+/// messages ask the allocator for same-sized blocks, which glibc recycles
+/// instead of mapping fresh pages for each one.
+fn prepare_read_buffer(rbuf: &mut BytesMut, wanted: usize) {
+    let spare = rbuf.capacity() - rbuf.len();
+    if wanted > READ_CHUNK && wanted > rbuf.len() + spare {
+        let mut fresh =
+            BytesMut::with_capacity(wanted.min(MAX_RESERVE).max(rbuf.len() + READ_CHUNK));
+        fresh.extend_from_slice(rbuf);
+        *rbuf = fresh;
+    } else if spare < READ_CHUNK / 4 {
+        rbuf.reserve(READ_CHUNK);
+    }
+}
+
 struct Session<'a> {
     engine: Connection,
     shared: &'a Arc<Shared>,
@@ -114,14 +132,7 @@ impl Session<'_> {
                 let _ = timeout(Duration::from_secs(1), writer.shutdown()).await;
                 return End::SocketClosed;
             }
-            let want = self
-                .engine
-                .bytes_wanted()
-                .saturating_sub(rbuf.len())
-                .clamp(READ_CHUNK, MAX_RESERVE);
-            if rbuf.capacity() - rbuf.len() < READ_CHUNK.min(want) {
-                rbuf.reserve(want);
-            }
+            prepare_read_buffer(&mut rbuf, self.engine.bytes_wanted());
             let timer = [
                 self.engine.poll_timeout().map(Instant::from_std),
                 linger_deadline,
