@@ -432,6 +432,8 @@ impl Connection {
         match step {
             Step::Continue => Ok(()),
             Step::Authenticate(req) => {
+                // Refuse an incompatible peer before bothering the authenticator.
+                self.peer_type(&req.peer_metadata)?;
                 self.state = State::Authenticating;
                 self.events.push_back(Event::Authenticate(req));
                 Ok(())
@@ -443,12 +445,8 @@ impl Connection {
         }
     }
 
-    fn complete(
-        &mut self,
-        metadata: Metadata,
-        user_id: Option<String>,
-        now: Instant,
-    ) -> Result<(), ProtocolError> {
+    /// The peer's socket type from its metadata, if present, known and compatible.
+    fn peer_type(&self, metadata: &Metadata) -> Result<SocketType, ProtocolError> {
         let raw = metadata
             .get("Socket-Type")
             .ok_or(ProtocolError::MissingSocketType)?;
@@ -459,6 +457,16 @@ impl Connection {
         if !ours.is_compatible(theirs) {
             return Err(ProtocolError::IncompatibleSocketType { ours, theirs });
         }
+        Ok(theirs)
+    }
+
+    fn complete(
+        &mut self,
+        metadata: Metadata,
+        user_id: Option<String>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let theirs = self.peer_type(&metadata)?;
         let identity = metadata
             .get("Identity")
             .filter(|id| !id.is_empty() && id[0] != 0)
