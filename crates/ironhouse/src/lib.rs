@@ -30,6 +30,7 @@ mod endpoint;
 mod error;
 pub mod monitor;
 mod options;
+mod pipe;
 mod session;
 mod socket;
 pub mod transport;

@@ -15,10 +15,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use ironhouse_zmtp::{AuthReply, Config, Connection, Event, Message, ProtocolError, SocketType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::monitor::SocketEvent;
+use crate::pipe::Pipe;
 use crate::socket::peers::{Inbound, Outbound, PeerId, Shared};
 use crate::transport::Conn;
 use crate::Error;
@@ -70,7 +70,7 @@ pub(crate) fn engine_config(shared: &Shared) -> Config {
 /// Returns how it ended and whether the handshake had completed.
 pub(crate) async fn run(
     conn: Conn,
-    pipe: &mut mpsc::Receiver<Outbound>,
+    pipe: &Pipe<Outbound>,
     shared: &Arc<Shared>,
     id: PeerId,
 ) -> (End, bool) {
@@ -117,14 +117,14 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    async fn drive(&mut self, conn: Conn, pipe: &mut mpsc::Receiver<Outbound>) -> End {
+    async fn drive(&mut self, conn: Conn, pipe: &Pipe<Outbound>) -> End {
         let Conn {
             mut reader,
             mut writer,
             ..
         } = conn;
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-        let mut batch: Vec<Outbound> = Vec::with_capacity(BATCH);
+        let mut batch: VecDeque<Outbound> = VecDeque::with_capacity(BATCH);
         let mut draining = false;
         let mut linger_deadline: Option<Instant> = None;
         loop {
@@ -153,13 +153,11 @@ impl Session<'_> {
                     Ok(n) => self.engine.transmit().advance(n),
                     Err(e) => return self.io_end(e),
                 },
-                permit = shared.inbox.reserve(), if !self.pending_in.is_empty() => match permit {
-                    Ok(permit) => {
-                        permit.send(self.pending_in.pop_front().expect("non-empty"));
-                        if let Err(end) = self.flush_pending() { return end; }
+                () = shared.inbox.room(), if !self.pending_in.is_empty() => {
+                    if !shared.inbox.push_from(&mut self.pending_in) {
+                        return End::SocketClosed;
                     }
-                    Err(_) => return End::SocketClosed,
-                },
+                }
                 r = reader.read_buf(&mut rbuf), if want_read => match r {
                     Ok(0) => {
                         return if self.active { End::PeerClosed } else {
@@ -177,8 +175,8 @@ impl Session<'_> {
                     }
                     Err(e) => return self.io_end(e),
                 },
-                n = pipe.recv_many(&mut batch, BATCH), if want_pipe => {
-                    if n == 0 {
+                more = pipe.take(&mut batch, BATCH), if want_pipe => {
+                    if !more {
                         draining = true;
                         linger_deadline = self.shared.options.linger.map(|l| Instant::now() + l);
                         continue;
@@ -237,35 +235,13 @@ impl Session<'_> {
         end
     }
 
-    /// Moves queued received messages into the socket's receive queue while it has room.
-    fn flush_pending(&mut self) -> Result<(), End> {
-        while let Some(item) = self.pending_in.pop_front() {
-            match self.shared.inbox.try_send(item) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(item)) => {
-                    self.pending_in.push_front(item);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::SocketClosed),
-            }
-        }
-        Ok(())
-    }
-
-    fn deliver(&mut self, mut msg: Message) -> Result<(), End> {
+    /// Queues a received message for the socket (handed over in one batch
+    /// per read, by [`Session::handle_events`]).
+    fn deliver(&mut self, mut msg: Message) {
         if self.shared.kind == SocketType::Router {
             msg.push_front(self.routing_id.clone());
         }
-        if self.pending_in.is_empty() {
-            match self.shared.inbox.try_send((self.id, msg)) {
-                Ok(()) => return Ok(()),
-                Err(mpsc::error::TrySendError::Full(item)) => self.pending_in.push_back(item),
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::SocketClosed),
-            }
-        } else {
-            self.pending_in.push_back((self.id, msg));
-        }
-        Ok(())
+        self.pending_in.push_back((self.id, msg));
     }
 
     fn handle_events(&mut self) -> Result<(), End> {
@@ -275,7 +251,7 @@ impl Session<'_> {
                     if matches!(self.shared.kind, SocketType::Pub | SocketType::Xpub) {
                         continue; // Subscribers have nothing to say but subscriptions.
                     }
-                    self.deliver(m)?;
+                    self.deliver(m);
                 }
                 Event::HandshakeComplete(info) => {
                     let (routing_id, subs) = self
@@ -311,6 +287,9 @@ impl Session<'_> {
                 _ => {}
             }
         }
+        if !self.pending_in.is_empty() && !self.shared.inbox.push_from(&mut self.pending_in) {
+            return Err(End::SocketClosed);
+        }
         Ok(())
     }
 
@@ -330,7 +309,7 @@ impl Session<'_> {
             let mut m = BytesMut::with_capacity(prefix.len() + 1);
             m.extend_from_slice(&[u8::from(add)]);
             m.extend_from_slice(&prefix);
-            self.deliver(Message::from(m.freeze()))?;
+            self.deliver(Message::from(m.freeze()));
         }
         Ok(())
     }

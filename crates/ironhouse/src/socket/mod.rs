@@ -15,10 +15,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ironhouse_zmtp::{Message, SocketType};
-use tokio::sync::{broadcast, mpsc, watch};
+use std::collections::VecDeque;
+
+use tokio::sync::{broadcast, watch};
 
 use crate::endpoint::Endpoint;
 use crate::monitor::SocketEvent;
+use crate::pipe::{Pipe, PushError};
 use crate::transport::{self, Listener};
 use crate::{Error, Options, Result};
 use peers::{Inbound, Outbound, PeerId, Shared};
@@ -57,7 +60,8 @@ enum Turn {
 #[derive(Debug)]
 pub struct Socket {
     shared: Arc<Shared>,
-    inbox: mpsc::Receiver<Inbound>,
+    /// Received messages taken from the shared inbox in one batch.
+    inbox: VecDeque<Inbound>,
     changed: watch::Receiver<u64>,
     turn: Turn,
     tasks: tasks::Tracker,
@@ -72,12 +76,11 @@ impl Socket {
 
     /// A socket with the given options.
     pub fn with_options(kind: SocketType, options: Options) -> Socket {
-        let (tx, inbox) = mpsc::channel(options.recv_hwm.max(1));
-        let shared = Arc::new(Shared::new(kind, options, tx));
+        let shared = Arc::new(Shared::new(kind, options));
         let changed = shared.changed.subscribe();
         Socket {
             shared,
-            inbox,
+            inbox: VecDeque::new(),
             changed,
             turn: Turn::Idle,
             tasks: tasks::Tracker::new(),
@@ -197,7 +200,7 @@ impl Socket {
                 operation: "subscribe",
             });
         }
-        let targets: Vec<mpsc::Sender<Outbound>> = {
+        let targets: Vec<Arc<Pipe<Outbound>>> = {
             let mut peers = self.shared.peers();
             let changed = if add {
                 peers.subscriptions.add(prefix)
@@ -222,7 +225,7 @@ impl Socket {
                 Outbound::Cancel(prefix.clone())
             };
             // A peer that went away meanwhile gets the full list when it returns.
-            let _ = tx.send(item).await;
+            let _ = tx.push(item).await;
         }
         Ok(())
     }
@@ -285,7 +288,7 @@ impl Socket {
                     .map(|p| p.tx.clone());
                 if let Some(tx) = tx {
                     // The requester may have gone; its reply then has nowhere to go.
-                    let _ = tx.send(Outbound::Message(out)).await;
+                    let _ = tx.push(Outbound::Message(out)).await;
                 }
             }
             SocketType::Router => self.send_routed(msg).await?,
@@ -328,20 +331,17 @@ impl Socket {
                     if !p.active {
                         continue;
                     }
-                    first_active.get_or_insert((p.id, p.tx.clone()));
-                    match p.tx.try_send(item) {
+                    first_active.get_or_insert(i);
+                    match p.tx.try_push(item) {
                         Ok(()) => {
                             let id = p.id;
                             peers.cursor = (i + 1) % n;
                             return Ok(id);
                         }
-                        Err(
-                            mpsc::error::TrySendError::Full(back)
-                            | mpsc::error::TrySendError::Closed(back),
-                        ) => item = back,
+                        Err(PushError::Full(back) | PushError::Closed(back)) => item = back,
                     }
                 }
-                first_active
+                first_active.map(|i| peers.list[i].tx.clone())
             };
             if *self.shared.closing.borrow() {
                 return Err(Error::Closed);
@@ -349,11 +349,8 @@ impl Socket {
             self.changed.borrow_and_update();
             match wait_on {
                 // Every queue is full: wait for room at one, or for the peer set to change.
-                Some((id, tx)) => tokio::select! {
-                    permit = tx.reserve() => if let Ok(permit) = permit {
-                        permit.send(item);
-                        return Ok(id);
-                    },
+                Some(pipe) => tokio::select! {
+                    () = pipe.room() => {}
                     _ = self.changed.changed() => {}
                 },
                 None => {
@@ -379,12 +376,12 @@ impl Socket {
             .map(|p| p.tx.clone());
         match tx {
             Some(tx) if self.shared.options.router_mandatory => tx
-                .send(Outbound::Message(msg))
+                .push(Outbound::Message(msg))
                 .await
                 .map_err(|_| Error::HostUnreachable(hex(&id))),
             Some(tx) => {
                 // ROUTER drops rather than blocks when a peer's queue is full (ZeroMQ's rule).
-                if tx.try_send(Outbound::Message(msg)).is_err() {
+                if tx.try_push(Outbound::Message(msg)).is_err() {
                     tracing::debug!(routing_id = %hex(&id), "dropped message: peer queue full");
                 }
                 Ok(())
@@ -406,7 +403,7 @@ impl Socket {
             .filter(|p| p.active && (self.kind() == SocketType::Xsub || p.subs.matches(&topic)))
         {
             // PUB never blocks: a subscriber whose queue is full misses this one.
-            let _ = p.tx.try_send(Outbound::Message(msg.clone()));
+            let _ = p.tx.try_push(Outbound::Message(msg.clone()));
         }
     }
 
@@ -445,7 +442,12 @@ impl Socket {
             _ => {}
         }
         loop {
-            let (peer, mut msg) = self.inbox.recv().await.ok_or(Error::Closed)?;
+            if self.inbox.is_empty() && !self.shared.inbox.take(&mut self.inbox, usize::MAX).await {
+                return Err(Error::Closed);
+            }
+            let Some((peer, mut msg)) = self.inbox.pop_front() else {
+                continue;
+            };
             match self.kind() {
                 SocketType::Req => {
                     let Turn::AwaitingReply(want) = self.turn else {
@@ -504,7 +506,7 @@ impl Socket {
     fn begin_close(&mut self) {
         self.shared.closing.send_replace(true);
         self.shared.clear();
-        self.inbox.close();
+        self.shared.inbox.close_consumer();
     }
 }
 

@@ -4,11 +4,13 @@
 //! One `std::sync::Mutex` guards it; it is never held across an await.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use ironhouse_zmtp::{Message, PeerInfo, SocketType};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, watch};
+
+use crate::pipe::Pipe;
 
 use crate::monitor::SocketEvent;
 use crate::{Error, Options};
@@ -80,7 +82,8 @@ impl Subscriptions {
 #[derive(Debug)]
 pub(crate) struct Peer {
     pub(crate) id: PeerId,
-    pub(crate) tx: mpsc::Sender<Outbound>,
+    /// This peer's send queue (the session consumes it).
+    pub(crate) tx: Arc<Pipe<Outbound>>,
     /// Handshake complete and not yet disconnected.
     pub(crate) active: bool,
     pub(crate) routing_id: Bytes,
@@ -115,14 +118,16 @@ pub(crate) struct Shared {
     peers: Mutex<Peers>,
     /// Bumped whenever a peer becomes active or inactive.
     pub(crate) changed: watch::Sender<u64>,
-    pub(crate) inbox: mpsc::Sender<Inbound>,
+    /// Received messages, from every session, for the socket.
+    pub(crate) inbox: Pipe<Inbound>,
     pub(crate) events: broadcast::Sender<SocketEvent>,
     pub(crate) closing: watch::Sender<bool>,
     next_peer_id: AtomicU64,
 }
 
 impl Shared {
-    pub(crate) fn new(kind: SocketType, options: Options, inbox: mpsc::Sender<Inbound>) -> Self {
+    pub(crate) fn new(kind: SocketType, options: Options) -> Self {
+        let inbox = Pipe::new(options.recv_hwm);
         Shared {
             kind,
             options,
@@ -153,17 +158,17 @@ impl Shared {
     }
 
     /// Adds an inactive peer with a fresh send queue; returns its id and queue.
-    pub(crate) fn add_peer(&self) -> (PeerId, mpsc::Receiver<Outbound>) {
-        let (tx, rx) = mpsc::channel(self.options.send_hwm);
+    pub(crate) fn add_peer(&self) -> (PeerId, Arc<Pipe<Outbound>>) {
+        let pipe = Arc::new(Pipe::new(self.options.send_hwm));
         let id = self.next_peer_id.fetch_add(1, Ordering::Relaxed);
         self.peers().list.push(Peer {
             id,
-            tx,
+            tx: pipe.clone(),
             active: false,
             routing_id: Bytes::new(),
             subs: Subscriptions::default(),
         });
-        (id, rx)
+        (id, pipe)
     }
 
     /// Marks a peer active after its handshake. Returns its routing id and the
@@ -182,7 +187,7 @@ impl Shared {
         let routing_id = match &info.identity {
             Some(want)
                 if self.kind == SocketType::Router
-                    && !peers.list.iter().any(|p| p.active && &p.routing_id == want) =>
+                    && !peers.list.iter().any(|p| p.active && p.routing_id == want) =>
             {
                 want.clone()
             }
@@ -209,7 +214,10 @@ impl Shared {
     pub(crate) fn deactivate(&self, id: PeerId, remove: bool) {
         let mut peers = self.peers();
         if remove {
-            peers.list.retain(|p| p.id != id);
+            if let Some(i) = peers.list.iter().position(|p| p.id == id) {
+                // Nobody will drain this queue again: release senders waiting on it.
+                peers.list.remove(i).tx.close_consumer();
+            }
         } else if let Some(p) = peers.get_mut(id) {
             p.active = false;
             p.subs = Subscriptions::default();
@@ -218,9 +226,12 @@ impl Shared {
         self.bump();
     }
 
-    /// Drops every queue (the socket is closing): tasks drain what is queued.
+    /// Closes every send queue (the socket is closing): sessions deliver what
+    /// is queued, then end.
     pub(crate) fn clear(&self) {
-        self.peers().list.clear();
+        for p in self.peers().list.drain(..) {
+            p.tx.close_producers();
+        }
         self.bump();
     }
 }

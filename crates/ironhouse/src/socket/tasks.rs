@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
+
+use crate::pipe::Pipe;
 use tokio::time::Instant;
 
 use super::peers::{Outbound, PeerId, Shared};
@@ -76,8 +78,8 @@ pub(super) fn spawn_listener(shared: Arc<Shared>, listener: Listener, guard: Gua
             tokio::select! {
                 r = listener.accept() => match r {
                     Ok(conn) => {
-                        let (id, rx) = shared.add_peer();
-                        tokio::spawn(accepted(shared.clone(), conn, rx, id, guard.clone()));
+                        let (id, pipe) = shared.add_peer();
+                        tokio::spawn(accepted(shared.clone(), conn, pipe, id, guard.clone()));
                     }
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -95,12 +97,12 @@ pub(super) fn spawn_listener(shared: Arc<Shared>, listener: Listener, guard: Gua
 async fn accepted(
     shared: Arc<Shared>,
     conn: Conn,
-    mut rx: mpsc::Receiver<Outbound>,
+    pipe: Arc<Pipe<Outbound>>,
     id: PeerId,
     guard: Guard,
 ) {
     let peer = conn.peer.clone();
-    let (end, _) = session::run(conn, &mut rx, &shared, id).await;
+    let (end, _) = session::run(conn, &pipe, &shared, id).await;
     // An accepted peer's queue dies with its connection, as in ZeroMQ.
     shared.deactivate(id, true);
     log_end(&shared, &peer, &end);
@@ -113,8 +115,8 @@ pub(super) fn spawn_connector(
     first: Option<Conn>,
     guard: Guard,
 ) {
-    let (id, rx) = shared.add_peer();
-    tokio::spawn(connector(shared, ep, first, id, rx, guard));
+    let (id, pipe) = shared.add_peer();
+    tokio::spawn(connector(shared, ep, first, id, pipe, guard));
 }
 
 async fn connector(
@@ -122,7 +124,7 @@ async fn connector(
     ep: Endpoint,
     mut first: Option<Conn>,
     id: PeerId,
-    mut rx: mpsc::Receiver<Outbound>,
+    pipe: Arc<Pipe<Outbound>>,
     guard: Guard,
 ) {
     let opts = &shared.options;
@@ -133,7 +135,7 @@ async fn connector(
     loop {
         if *closing.borrow() {
             // Closing: keep trying only while messages wait and linger allows.
-            if rx.is_empty() || opts.linger.is_some_and(|l| l.is_zero()) {
+            if pipe.is_empty() || opts.linger.is_some_and(|l| l.is_zero()) {
                 break;
             }
             let deadline = *linger_deadline.get_or_insert_with(|| {
@@ -156,7 +158,7 @@ async fn connector(
         match attempt {
             Ok(conn) => {
                 let peer = conn.peer.clone();
-                let (end, was_active) = session::run(conn, &mut rx, &shared, id).await;
+                let (end, was_active) = session::run(conn, &pipe, &shared, id).await;
                 shared.deactivate(id, false);
                 log_end(&shared, &peer, &end);
                 if matches!(end, End::SocketClosed) {

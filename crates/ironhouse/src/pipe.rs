@@ -1,0 +1,283 @@
+//! A bounded queue between a socket and its connection tasks, built for
+//! batches.
+//!
+//! tokio's bounded `mpsc` pays a semaphore lock per received message; at
+//! millions of small messages per second that dominates. Here producers push
+//! single items (one uncontended lock), and the consumer takes *everything*
+//! queued in one lock, so per-message cost is a push and a pop on a
+//! `VecDeque`. The consumer is woken only when it sleeps on an empty queue;
+//! producers are woken only when a take frees room in a full one.
+//!
+//! The high-water mark bounds what waits in the pipe. Items a consumer has
+//! already taken into its own batch are not counted, so up to twice the mark
+//! can be in flight between two parties (libzmq's marks are approximate too).
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use tokio::sync::Notify;
+
+/// Why a push failed; the item is handed back.
+#[derive(Debug)]
+pub(crate) enum PushError<T> {
+    /// At the high-water mark.
+    Full(T),
+    /// The consumer is gone, or the producers' side was closed.
+    Closed(T),
+}
+
+#[derive(Debug)]
+struct State<T> {
+    queue: VecDeque<T>,
+    /// The consumer, parked on an empty queue.
+    consumer: Option<Waker>,
+    /// No more items will come (the consumer drains what is left).
+    producers_closed: bool,
+    /// Nobody will take items any more.
+    consumer_closed: bool,
+}
+
+/// A multi-producer, single-consumer bounded queue. Share it in an `Arc`.
+#[derive(Debug)]
+pub(crate) struct Pipe<T> {
+    state: Mutex<State<T>>,
+    room: Notify,
+    hwm: usize,
+}
+
+impl<T> Pipe<T> {
+    pub(crate) fn new(hwm: usize) -> Self {
+        Pipe {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                consumer: None,
+                producers_closed: false,
+                consumer_closed: false,
+            }),
+            room: Notify::new(),
+            hwm: hwm.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        // The state stays consistent even if a holder panicked.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an item if there is room.
+    pub(crate) fn try_push(&self, item: T) -> Result<(), PushError<T>> {
+        let mut s = self.lock();
+        if s.consumer_closed || s.producers_closed {
+            return Err(PushError::Closed(item));
+        }
+        if s.queue.len() >= self.hwm {
+            return Err(PushError::Full(item));
+        }
+        s.queue.push_back(item);
+        let waker = s.consumer.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Queues an item, waiting for room.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: the item is dropped if cancelled while waiting.
+    pub(crate) async fn push(&self, mut item: T) -> Result<(), T> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.try_push(item) {
+                Ok(()) => return Ok(()),
+                Err(PushError::Closed(i)) => return Err(i),
+                Err(PushError::Full(i)) => item = i,
+            }
+            room.await;
+        }
+    }
+
+    /// Moves items from the front of `items` while there is room. Returns
+    /// `false` if the consumer is gone.
+    pub(crate) fn push_from(&self, items: &mut VecDeque<T>) -> bool {
+        let mut s = self.lock();
+        if s.consumer_closed {
+            return false;
+        }
+        let n = self.hwm.saturating_sub(s.queue.len()).min(items.len());
+        if n == 0 {
+            return true;
+        }
+        s.queue.extend(items.drain(..n));
+        let waker = s.consumer.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        true
+    }
+
+    /// Resolves once the queue is below its high-water mark, or closed.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub(crate) async fn room(&self) {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            {
+                let s = self.lock();
+                if s.queue.len() < self.hwm || s.consumer_closed || s.producers_closed {
+                    return;
+                }
+            }
+            room.await;
+        }
+    }
+
+    /// Takes up to `max` items into `out`. `Ready(true)` when items were
+    /// taken, `Ready(false)` when the queue is empty and producers closed it,
+    /// `Pending` (consumer registered for a wake-up) when empty and open.
+    pub(crate) fn poll_take(
+        &self,
+        cx: &mut Context<'_>,
+        out: &mut VecDeque<T>,
+        max: usize,
+    ) -> Poll<bool> {
+        let mut s = self.lock();
+        if s.queue.is_empty() {
+            if s.producers_closed {
+                return Poll::Ready(false);
+            }
+            s.consumer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let was_full = s.queue.len() >= self.hwm;
+        if s.queue.len() <= max && out.is_empty() {
+            std::mem::swap(&mut s.queue, out);
+        } else {
+            let n = max.min(s.queue.len());
+            out.extend(s.queue.drain(..n));
+        }
+        drop(s);
+        if was_full {
+            self.room.notify_waiters();
+        }
+        Poll::Ready(true)
+    }
+
+    /// Takes up to `max` items, waiting for at least one. `false` when the
+    /// producers closed the pipe and it is empty.
+    ///
+    /// # Cancel safety
+    /// Cancel safe.
+    pub(crate) async fn take(&self, out: &mut VecDeque<T>, max: usize) -> bool {
+        std::future::poll_fn(|cx| self.poll_take(cx, out, max)).await
+    }
+
+    /// Whether nothing is queued.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+
+    /// No more items will be pushed; the consumer drains the rest, then sees the end.
+    pub(crate) fn close_producers(&self) {
+        let mut s = self.lock();
+        s.producers_closed = true;
+        let waker = s.consumer.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        self.room.notify_waiters();
+    }
+
+    /// The consumer is gone: pushes fail from now on and queued items are dropped.
+    pub(crate) fn close_consumer(&self) {
+        let mut s = self.lock();
+        s.consumer_closed = true;
+        let dropped = std::mem::take(&mut s.queue);
+        drop(s);
+        drop(dropped);
+        self.room.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn bounded_and_batched() {
+        let p = Pipe::new(2);
+        p.try_push(1).unwrap();
+        p.try_push(2).unwrap();
+        assert!(matches!(p.try_push(3), Err(PushError::Full(3))));
+        let mut out = VecDeque::new();
+        assert!(p.take(&mut out, 10).await);
+        assert_eq!(out, [1, 2]);
+        p.try_push(3).unwrap();
+        p.close_producers();
+        assert!(matches!(p.try_push(4), Err(PushError::Closed(4))));
+        out.clear();
+        assert!(p.take(&mut out, 10).await);
+        assert_eq!(out, [3]);
+        assert!(!p.take(&mut out, 10).await, "closed and empty");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn producers_wait_for_room_and_nothing_is_lost() {
+        let p = Arc::new(Pipe::new(4));
+        let mut producers = Vec::new();
+        for k in 0..3u32 {
+            let p = p.clone();
+            producers.push(tokio::spawn(async move {
+                for i in 0..1000u32 {
+                    p.push(k * 1000 + i).await.unwrap();
+                }
+            }));
+        }
+        let mut got = Vec::new();
+        let mut out = VecDeque::new();
+        while got.len() < 3000 {
+            let more =
+                tokio::time::timeout(std::time::Duration::from_secs(10), p.take(&mut out, 3))
+                    .await
+                    .expect("no hang");
+            assert!(more);
+            got.extend(out.drain(..));
+        }
+        for h in producers {
+            h.await.unwrap();
+        }
+        got.sort_unstable();
+        assert_eq!(got, (0..3000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn consumer_gone_fails_pushes_and_releases_waiters() {
+        let p = Arc::new(Pipe::new(1));
+        p.try_push(1).unwrap();
+        let waiter = {
+            let p = p.clone();
+            tokio::spawn(async move { p.push(2).await })
+        };
+        tokio::task::yield_now().await;
+        p.close_consumer();
+        assert_eq!(
+            tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+                .await
+                .unwrap()
+                .unwrap(),
+            Err(2)
+        );
+        let mut items: VecDeque<i32> = [5].into();
+        assert!(!p.push_from(&mut items));
+    }
+}
