@@ -3,8 +3,8 @@
 //! `bench/zmq_bench.c`, so the two are measured the same way; see
 //! `bench/README.md` for the rules.
 //!
-//! Layout: two OS threads, each running its own single-threaded tokio
-//! runtime (the sockets' connection tasks run there too). libzmq's layout is
+//! Layout: two OS threads (one per side), each running its own tokio
+//! runtime; see [`runtime`] for the two layouts measured. libzmq's layout is
 //! two application threads plus one I/O thread per context.
 
 use std::process::ExitCode;
@@ -32,11 +32,21 @@ pub struct Args {
 
 use crate::BoxError;
 
+/// The runtime for one side. `IRONHOUSE_BENCH_LAYOUT` chooses the layout:
+/// `single` (default: application and its connections on one thread) or
+/// `io-thread` (libzmq's: the application on its own thread, the connection
+/// tasks on one tokio worker). BENCHMARKS.md reports both.
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+    match std::env::var("IRONHOUSE_BENCH_LAYOUT").as_deref() {
+        Ok("io-thread") => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+    .expect("tokio runtime")
 }
 
 /// Runs one scenario and prints its JSON line.
