@@ -181,6 +181,11 @@ impl Connection {
         self.peer.as_ref()
     }
 
+    /// True while part of a multipart message has arrived but not its last frame.
+    pub fn is_mid_message(&self) -> bool {
+        !self.partial.is_empty()
+    }
+
     /// The error that ended this connection, if any.
     pub fn error(&self) -> Option<&ProtocolError> {
         self.error.as_ref()

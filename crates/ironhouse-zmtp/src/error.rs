@@ -13,8 +13,8 @@ pub enum ProtocolError {
     /// not a ZeroMQ peer, or garbage arrived on the port.
     #[error("peer is not speaking ZMTP: bad greeting signature")]
     NotZmtp,
-    /// The peer speaks a ZMTP major version other than 3.
-    #[error("unsupported ZMTP version {major}.{minor} (this side speaks 3.0 and 3.1)")]
+    /// The peer speaks a ZMTP major version older than 3.
+    #[error("unsupported ZMTP version {major}.{minor} (this side speaks 3.0 and 3.1; newer peers downgrade)")]
     UnsupportedVersion {
         /// The peer's major version.
         major: u8,

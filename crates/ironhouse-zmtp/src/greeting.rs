@@ -74,7 +74,9 @@ impl GreetingDecoder {
                 0 if self.buf[0] != 0xFF => return Err(ProtocolError::NotZmtp),
                 // Byte 9's low bit marks a ZMTP >= 2 peer; 1.0 peers put a length here.
                 9 if self.buf[9] & 0x01 != 0x01 => return Err(ProtocolError::NotZmtp),
-                10 if self.buf[10] != VERSION_MAJOR => {
+                // RFC 23: a peer speaking a higher version downgrades to ours,
+                // so only older majors (1.0, 2.0) are refused.
+                10 if self.buf[10] < VERSION_MAJOR => {
                     return Err(ProtocolError::UnsupportedVersion {
                         major: self.buf[10],
                         minor: if self.len > 11 { self.buf[11] } else { 0 },
@@ -111,7 +113,12 @@ impl GreetingDecoder {
         Ok((
             take,
             Some(Greeting {
-                minor: self.buf[11],
+                // A higher major speaks our version, 3.1, with us.
+                minor: if self.buf[10] > VERSION_MAJOR {
+                    VERSION_MINOR
+                } else {
+                    self.buf[11]
+                },
                 mechanism: String::from_utf8_lossy(name).into_owned(),
                 as_server: self.buf[32] == 1,
             }),
@@ -178,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn other_major_rejected_with_version() {
+    fn older_majors_rejected_newer_accepted() {
         let mut g = encode("NULL", false);
         g[10] = 2;
         g[11] = 0;
@@ -188,10 +195,9 @@ mod tests {
         );
         let mut g = encode("NULL", false);
         g[10] = 4;
-        assert!(matches!(
-            GreetingDecoder::default().feed(&g[..11]),
-            Err(ProtocolError::UnsupportedVersion { major: 4, .. })
-        ));
+        g[11] = 7;
+        let (_, out) = GreetingDecoder::default().feed(&g).unwrap();
+        assert_eq!(out.unwrap().minor, 1, "a newer peer downgrades to 3.1");
     }
 
     #[test]

@@ -27,6 +27,25 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    /// Checks that the endpoint names a peer one can connect to (`*` only
+    /// makes sense for binding).
+    ///
+    /// # Errors
+    /// [`Error::InvalidEndpoint`] for `tcp://*:port` and port 0.
+    pub fn check_connectable(&self) -> Result<(), Error> {
+        match self {
+            Endpoint::Tcp { host, .. } if host == "*" => Err(Error::InvalidEndpoint {
+                endpoint: self.to_string(),
+                reason: "cannot connect to *; name a host".into(),
+            }),
+            Endpoint::Tcp { port: 0, .. } => Err(Error::InvalidEndpoint {
+                endpoint: self.to_string(),
+                reason: "cannot connect to port 0 or *; name a port".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The scheme, for messages: `tcp` or `ipc`.
     pub fn scheme(&self) -> &'static str {
         match self {

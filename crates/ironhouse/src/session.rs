@@ -96,15 +96,19 @@ pub(crate) async fn run(
 fn prepare_read_buffer(rbuf: &mut BytesMut, wanted: usize) {
     let spare = rbuf.capacity() - rbuf.len();
     if wanted > READ_CHUNK && wanted > rbuf.len() + spare {
-        let mut fresh =
-            BytesMut::with_capacity(wanted.min(MAX_RESERVE).max(rbuf.len() + READ_CHUNK));
+        // Up to MAX_RESERVE at once; beyond, grow geometrically as bytes
+        // arrive, so a huge announced frame costs memory only when sent and
+        // the copies stay linear in the frame size.
+        let cap = wanted
+            .min(MAX_RESERVE.max(rbuf.len().saturating_mul(2)))
+            .max(rbuf.len() + READ_CHUNK);
+        let mut fresh = BytesMut::with_capacity(cap);
         fresh.extend_from_slice(rbuf);
         *rbuf = fresh;
     } else if spare < READ_CHUNK / 4 {
         rbuf.reserve(READ_CHUNK);
     }
 }
-
 struct Session<'a> {
     engine: Connection,
     shared: &'a Arc<Shared>,
@@ -160,6 +164,12 @@ impl Session<'_> {
                 }
                 r = reader.read_buf(&mut rbuf), if want_read => match r {
                     Ok(0) => {
+                        if self.active && (!rbuf.is_empty() || self.engine.is_mid_message()) {
+                            return End::Failed(Error::Io(std::io::Error::new(
+                                std::io::ErrorKind::UnexpectedEof,
+                                "peer closed the connection in the middle of a frame",
+                            )));
+                        }
                         return if self.active { End::PeerClosed } else {
                             End::Handshake(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection during the handshake")))
                         };

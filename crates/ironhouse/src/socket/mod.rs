@@ -141,13 +141,15 @@ impl Socket {
     /// Messages sent before the peer is there wait in the socket.
     ///
     /// # Errors
-    /// [`Error::InvalidEndpoint`] only; an unreachable peer is not an error
+    /// [`Error::InvalidEndpoint`] for a malformed endpoint or one that cannot
+    /// be connected to (`*`, port 0); an unreachable peer is not an error
     /// (watch [`Socket::monitor`] or use [`Socket::connect_now`]).
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn connect(&mut self, endpoint: &str) -> Result<()> {
         let ep: Endpoint = endpoint.parse()?;
+        ep.check_connectable()?;
         tasks::spawn_connector(self.shared.clone(), ep, None, self.tasks.guard());
         Ok(())
     }
@@ -324,14 +326,14 @@ impl Socket {
             let wait_on = {
                 let mut peers = self.shared.peers();
                 let n = peers.list.len();
-                let mut first_active = None;
+                let mut first_active = false;
                 for k in 0..n {
                     let i = (peers.cursor + k) % n;
                     let p = &peers.list[i];
                     if !p.active {
                         continue;
                     }
-                    first_active.get_or_insert(i);
+                    first_active = true;
                     match p.tx.try_push(item) {
                         Ok(()) => {
                             let id = p.id;
@@ -341,7 +343,15 @@ impl Socket {
                         Err(PushError::Full(back) | PushError::Closed(back)) => item = back,
                     }
                 }
-                first_active.map(|i| peers.list[i].tx.clone())
+                // Every active queue is full: wait for room at any of them.
+                first_active.then(|| {
+                    peers
+                        .list
+                        .iter()
+                        .filter(|p| p.active)
+                        .map(|p| p.tx.clone())
+                        .collect::<Vec<_>>()
+                })
             };
             if *self.shared.closing.borrow() {
                 return Err(Error::Closed);
@@ -349,8 +359,8 @@ impl Socket {
             self.changed.borrow_and_update();
             match wait_on {
                 // Every queue is full: wait for room at one, or for the peer set to change.
-                Some(pipe) => tokio::select! {
-                    () = pipe.room() => {}
+                Some(pipes) => tokio::select! {
+                    () = any_room(&pipes) => {}
                     _ = self.changed.changed() => {}
                 },
                 None => {
@@ -516,6 +526,20 @@ impl Drop for Socket {
     fn drop(&mut self) {
         self.begin_close();
     }
+}
+
+/// Resolves when any of the pipes has room.
+async fn any_room(pipes: &[Arc<Pipe<Outbound>>]) {
+    use std::future::Future;
+    let mut waits: Vec<_> = pipes.iter().map(|p| Box::pin(p.room())).collect();
+    std::future::poll_fn(|cx| {
+        if waits.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Lowercase hex, for routing ids in messages and logs.

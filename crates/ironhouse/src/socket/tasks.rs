@@ -90,6 +90,8 @@ pub(super) fn spawn_listener(shared: Arc<Shared>, listener: Listener, guard: Gua
                 () = closed(&mut closing) => break,
             }
         }
+        // The listener (and an ipc socket file) must be gone before close() returns.
+        drop(listener);
         drop(guard);
     });
 }

@@ -63,12 +63,6 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn> {
     };
     match ep {
         Endpoint::Tcp { host, port } => {
-            if host == "*" {
-                return Err(Error::InvalidEndpoint {
-                    endpoint: ep.to_string(),
-                    reason: "cannot connect to *; name a host".into(),
-                });
-            }
             let s = TcpStream::connect((host.as_str(), *port))
                 .await
                 .map_err(err)?;
