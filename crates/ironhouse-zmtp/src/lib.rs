@@ -50,6 +50,7 @@ pub mod metadata;
 mod socket_type;
 pub mod testing;
 mod transmit;
+pub mod z85;
 
 pub use connection::{Config, Connection, Event, Heartbeat, PeerInfo};
 pub use error::ProtocolError;
