@@ -71,6 +71,16 @@ pub fn write_command(
     debug_assert_eq!(out.len() - before, data_len, "command {name} data length");
 }
 
+/// A command body (name and data, without the frame header), for commands
+/// that an encrypting mechanism boxes.
+pub fn body(name: &str, data: &[u8]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(1 + name.len() + data.len());
+    b.push(name.len() as u8);
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(data);
+    b
+}
+
 /// READY with metadata.
 pub fn write_ready(out: &mut BytesMut, metadata: &Metadata) {
     write_command(out, "READY", metadata.encoded_len(), |o| metadata.encode(o));

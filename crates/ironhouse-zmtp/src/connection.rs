@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::command::{self, RawCommand};
-use crate::frame::{self, encode_header, peek_header, FLAG_MORE};
+use crate::frame::{self, encode_header, peek_header, FLAG_COMMAND, FLAG_MORE};
 use crate::greeting::{self, GreetingDecoder, GREETING_LEN};
 use crate::mechanism::{Null, Step};
+use crate::CurvePublicKey;
 use crate::{
     AuthReply, AuthRequest, Mechanism, Message, Metadata, ProtocolError, SocketType, Transmit,
 };
@@ -80,6 +81,8 @@ pub struct PeerInfo {
     pub minor_version: u8,
     /// The security mechanism in use.
     pub mechanism: &'static str,
+    /// The peer's long-term CURVE public key (CURVE only).
+    pub public_key: Option<CurvePublicKey>,
 }
 
 /// Something the connection has for its driver.
@@ -184,6 +187,15 @@ impl Connection {
     /// True while part of a multipart message has arrived but not its last frame.
     pub fn is_mid_message(&self) -> bool {
         !self.partial.is_empty()
+    }
+
+    /// A hint for the user when the peer hung up during the handshake.
+    pub fn handshake_eof_hint(&self) -> Option<&'static str> {
+        if self.state == State::Active {
+            None
+        } else {
+            self.mechanism.handshake_eof_hint()
+        }
     }
 
     /// The error that ended this connection, if any.
@@ -365,46 +377,80 @@ impl Connection {
                 command: cmd.name_str(),
                 state: "while authentication is pending",
             }),
-            State::Active => match cmd.name {
-                b"MESSAGE" if self.mechanism.wraps_messages() => {
-                    let (flags, frame) = self.mechanism.open_frame(cmd)?;
-                    if let Some(max) = self.config.max_message_size {
-                        if self.partial_size + frame.len() as u64 > max {
-                            return Err(ProtocolError::MessageTooLarge {
-                                size: self.partial_size + frame.len() as u64,
-                                limit: max,
-                            });
-                        }
+            State::Active if cmd.name == b"MESSAGE" && self.mechanism.wraps_messages() => {
+                let (flags, frame) = self.mechanism.open_frame(cmd)?;
+                if flags & FLAG_COMMAND != 0 {
+                    // Under CURVE, commands (PING, SUBSCRIBE, …) travel boxed too.
+                    return self.handle_active_command(RawCommand::parse(&frame)?, now, true);
+                }
+                if let Some(max) = self.config.max_message_size {
+                    if self.partial_size + frame.len() as u64 > max {
+                        return Err(ProtocolError::MessageTooLarge {
+                            size: self.partial_size + frame.len() as u64,
+                            limit: max,
+                        });
                     }
-                    self.handle_data_frame(flags & FLAG_MORE != 0, frame);
-                    Ok(())
                 }
-                b"PING" => {
-                    let (ttl, context) = command::parse_ping(&cmd)?;
-                    if ttl > 0 {
-                        let ttl = Duration::from_millis(u64::from(ttl) * 100);
-                        self.peer_ttl = Some(ttl);
-                        self.ttl_deadline = Some(now + ttl);
-                    }
-                    command::write_pong(self.transmit.tail(), context);
-                    Ok(())
-                }
-                b"PONG" => Ok(()),
-                b"ERROR" => Err(ProtocolError::PeerError(command::parse_error(&cmd)?)),
-                b"SUBSCRIBE" if self.accepts_subscriptions() => {
-                    self.events
-                        .push_back(Event::Subscribe(Bytes::copy_from_slice(cmd.data)));
-                    Ok(())
-                }
-                b"CANCEL" if self.accepts_subscriptions() => {
-                    self.events
-                        .push_back(Event::Cancel(Bytes::copy_from_slice(cmd.data)));
-                    Ok(())
-                }
-                // Unknown commands are ignored so newer peers can extend the protocol.
-                _ => Ok(()),
-            },
+                self.handle_data_frame(flags & FLAG_MORE != 0, frame);
+                Ok(())
+            }
+            State::Active => self.handle_active_command(cmd, now, false),
             State::Greeting | State::Failed => Ok(()),
+        }
+    }
+
+    /// A command after the handshake. `boxed`: it arrived inside a MESSAGE.
+    fn handle_active_command(
+        &mut self,
+        cmd: RawCommand<'_>,
+        now: Instant,
+        boxed: bool,
+    ) -> Result<(), ProtocolError> {
+        if self.mechanism.wraps_messages() && !boxed && cmd.name != b"ERROR" {
+            // An encrypting mechanism never sends commands in clear after the
+            // handshake; accepting one would let anyone on the path inject it.
+            return Err(ProtocolError::UnexpectedCommand {
+                command: cmd.name_str(),
+                state: "in clear on an encrypted connection",
+            });
+        }
+        match cmd.name {
+            b"PING" => {
+                let (ttl, context) = command::parse_ping(&cmd)?;
+                if ttl > 0 {
+                    let ttl = Duration::from_millis(u64::from(ttl) * 100);
+                    self.peer_ttl = Some(ttl);
+                    self.ttl_deadline = Some(now + ttl);
+                }
+                let body = command::body("PONG", context);
+                self.send_command(&body)
+            }
+            b"PONG" => Ok(()),
+            b"ERROR" => Err(ProtocolError::PeerError(command::parse_error(&cmd)?)),
+            b"SUBSCRIBE" if self.accepts_subscriptions() => {
+                self.events
+                    .push_back(Event::Subscribe(Bytes::copy_from_slice(cmd.data)));
+                Ok(())
+            }
+            b"CANCEL" if self.accepts_subscriptions() => {
+                self.events
+                    .push_back(Event::Cancel(Bytes::copy_from_slice(cmd.data)));
+                Ok(())
+            }
+            // Unknown commands are ignored so newer peers can extend the protocol.
+            _ => Ok(()),
+        }
+    }
+
+    /// Sends a command after the handshake: a COMMAND frame, or a boxed
+    /// MESSAGE under an encrypting mechanism.
+    fn send_command(&mut self, body: &[u8]) -> Result<(), ProtocolError> {
+        if self.mechanism.wraps_messages() {
+            self.mechanism
+                .seal_frame(FLAG_COMMAND, body, self.transmit.tail())
+        } else {
+            frame::encode_frame(FLAG_COMMAND, body, self.transmit.tail());
+            Ok(())
         }
     }
 
@@ -438,7 +484,9 @@ impl Connection {
             Step::Continue => Ok(()),
             Step::Authenticate(req) => {
                 // Refuse an incompatible peer before bothering the authenticator.
-                self.peer_type(&req.peer_metadata)?;
+                if req.peer_metadata.get("Socket-Type").is_some() {
+                    self.peer_type(&req.peer_metadata)?;
+                }
                 self.state = State::Authenticating;
                 self.events.push_back(Event::Authenticate(req));
                 Ok(())
@@ -483,6 +531,7 @@ impl Connection {
             user_id,
             minor_version: self.peer_minor,
             mechanism: self.mechanism.name(),
+            public_key: self.mechanism.peer_public_key().map(CurvePublicKey),
         };
         self.peer = Some(peer.clone());
         self.state = State::Active;
@@ -543,7 +592,10 @@ impl Connection {
                 let ttl = self.config.heartbeat.ttl.map_or(0, |t| {
                     (t.as_millis() / 100).min(u128::from(u16::MAX)) as u16
                 });
-                command::write_ping(self.transmit.tail(), ttl, b"");
+                let mut data = ttl.to_be_bytes().to_vec();
+                data.truncate(2);
+                let body = command::body("PING", &data);
+                self.send_command(&body).map_err(|e| self.fail(e))?;
                 self.next_ping = Some(now + interval);
                 if self.pong_deadline.is_none() {
                     self.pong_deadline =

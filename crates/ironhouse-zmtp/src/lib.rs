@@ -44,6 +44,7 @@ mod connection;
 mod error;
 pub mod frame;
 pub mod greeting;
+pub mod keys;
 pub mod mechanism;
 mod message;
 pub mod metadata;
@@ -54,6 +55,7 @@ pub mod z85;
 
 pub use connection::{Config, Connection, Event, Heartbeat, PeerInfo};
 pub use error::ProtocolError;
+pub use keys::{CurveKeyPair, CurvePublicKey, CurveSecretKey};
 pub use mechanism::{AuthReply, AuthRequest, Mechanism};
 pub use message::Message;
 pub use metadata::Metadata;

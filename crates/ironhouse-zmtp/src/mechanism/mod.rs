@@ -7,13 +7,19 @@
 //! decision from the application ([`AuthRequest`], ZAP's semantics, RFC 27),
 //! or is complete.
 
+mod curve;
+pub(crate) mod curve_box;
 mod null;
+mod plain;
 
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
+pub use curve::{CurveClient, CurveServer};
+pub use curve_box::{OsRandom, Random};
 pub use null::Null;
+pub use plain::{PlainClient, PlainServer};
 
 use crate::command::RawCommand;
 use crate::{Metadata, ProtocolError};
@@ -135,6 +141,17 @@ pub trait Mechanism: Send + fmt::Debug {
     ) -> Result<(), ProtocolError> {
         let _ = (flags, body, out);
         Err(ProtocolError::NotReady)
+    }
+
+    /// The peer's long-term public key, once known (CURVE).
+    fn peer_public_key(&self) -> Option<[u8; 32]> {
+        None
+    }
+
+    /// A hint for the user when the peer hangs up mid-handshake (for example,
+    /// a CURVE client whose HELLO the server could not open).
+    fn handshake_eof_hint(&self) -> Option<&'static str> {
+        None
     }
 
     /// Opens a MESSAGE command into (flags, body).
