@@ -56,6 +56,10 @@ pub enum Error {
         /// The limit.
         limit: u64,
     },
+    /// The security settings forbid this transport (PLAIN over a transport
+    /// without encryption).
+    #[error("{0}")]
+    Insecure(String),
     /// The socket was closed.
     #[error("socket is closed")]
     Closed,

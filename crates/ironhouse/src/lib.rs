@@ -31,15 +31,19 @@ mod error;
 pub mod monitor;
 mod options;
 mod pipe;
+pub mod security;
 mod session;
 mod socket;
 pub mod transport;
 
 pub use endpoint::Endpoint;
 pub use error::{Error, Result};
-pub use ironhouse_zmtp::{Heartbeat, Message, ProtocolError, SocketType};
+pub use ironhouse_zmtp::{
+    CurveKeyPair, CurvePublicKey, CurveSecretKey, Heartbeat, Message, ProtocolError, SocketType,
+};
 pub use monitor::SocketEvent;
 pub use options::Options;
+pub use security::Security;
 pub use socket::{hex, Socket};
 
 pub use bytes::Bytes;

@@ -1,7 +1,7 @@
 //! Socket events, for applications that want to see connections come and go
 //! (ZeroMQ's socket monitor). Every event is also logged with `tracing`.
 
-use ironhouse_zmtp::SocketType;
+use ironhouse_zmtp::{CurvePublicKey, SocketType};
 
 /// Something that happened to one of a socket's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,10 @@ pub enum SocketEvent {
         peer: String,
         /// The peer's socket type.
         peer_type: SocketType,
+        /// The user id the authenticator granted (servers with an authenticator).
+        user_id: Option<String>,
+        /// The peer's CURVE public key (CURVE only).
+        public_key: Option<CurvePublicKey>,
     },
     /// A connection attempt failed (the socket retries with backoff).
     ConnectFailed {

@@ -5,6 +5,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ironhouse_zmtp::Heartbeat;
 
+use crate::security::Security;
+
 /// Options for a [`Socket`](crate::Socket). Build with the setters:
 ///
 /// ```
@@ -47,6 +49,10 @@ pub struct Options {
     /// ROUTER: fail `send` to an unknown routing id instead of dropping the
     /// message (ZMQ_ROUTER_MANDATORY). Default false, as in ZeroMQ.
     pub router_mandatory: bool,
+    /// Security mechanism and, for servers, the authenticator. Default NULL.
+    pub security: Security,
+    /// ZAP domain passed to the authenticator. Default empty.
+    pub zap_domain: String,
 }
 
 impl Default for Options {
@@ -62,6 +68,8 @@ impl Default for Options {
             handshake_timeout: Some(Duration::from_secs(30)),
             heartbeat: Heartbeat::default(),
             router_mandatory: false,
+            security: Security::Null,
+            zap_domain: String::new(),
         }
     }
 }
@@ -106,6 +114,16 @@ impl Options {
     /// Sets [`Options::heartbeat`].
     pub fn heartbeat(mut self, hb: Heartbeat) -> Self {
         self.heartbeat = hb;
+        self
+    }
+    /// Sets [`Options::security`].
+    pub fn security(mut self, security: Security) -> Self {
+        self.security = security;
+        self
+    }
+    /// Sets [`Options::zap_domain`].
+    pub fn zap_domain(mut self, domain: impl Into<String>) -> Self {
+        self.zap_domain = domain.into();
         self
     }
     /// Sets [`Options::router_mandatory`].

@@ -19,6 +19,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::monitor::SocketEvent;
 use crate::pipe::Pipe;
+use crate::security::{AuthDecision, AuthRequest};
 use crate::socket::peers::{Inbound, Outbound, PeerId, Shared};
 use crate::transport::Conn;
 use crate::Error;
@@ -74,8 +75,16 @@ pub(crate) async fn run(
     shared: &Arc<Shared>,
     id: PeerId,
 ) -> (End, bool) {
+    let mechanism = match shared.options.security.mechanism() {
+        Ok(m) => m,
+        Err(e) => return (End::Handshake(e.into()), false),
+    };
     let mut s = Session {
-        engine: Connection::new(engine_config(shared), Instant::now().into_std()),
+        engine: Connection::with_mechanism(
+            engine_config(shared),
+            mechanism,
+            Instant::now().into_std(),
+        ),
         shared,
         id,
         peer: conn.peer.clone(),
@@ -171,7 +180,11 @@ impl Session<'_> {
                             )));
                         }
                         return if self.active { End::PeerClosed } else {
-                            End::Handshake(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "peer closed the connection during the handshake")))
+                            let why = match self.engine.handshake_eof_hint() {
+                                Some(hint) => format!("peer closed the connection during the handshake; {hint}"),
+                                None => "peer closed the connection during the handshake".to_string(),
+                            };
+                            End::Handshake(Error::Io(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, why)))
                         };
                     }
                     Ok(_) => {
@@ -279,17 +292,14 @@ impl Session<'_> {
                     self.shared.emit(SocketEvent::Connected {
                         peer: self.peer.clone(),
                         peer_type: info.socket_type,
+                        user_id: info.user_id.clone(),
+                        public_key: info.public_key,
                     });
                 }
-                Event::Authenticate(_req) => {
-                    // No authenticator is configured on plain NULL sockets: allow.
+                Event::Authenticate(req) => {
+                    let reply = self.authenticate(req);
                     self.engine
-                        .handle_auth_reply(
-                            AuthReply::Allow {
-                                user_id: String::new(),
-                            },
-                            Instant::now().into_std(),
-                        )
+                        .handle_auth_reply(reply, Instant::now().into_std())
                         .map_err(|e| End::Handshake(e.into()))?;
                 }
                 Event::Subscribe(prefix) => self.subscription(true, prefix)?,
@@ -301,6 +311,50 @@ impl Session<'_> {
             return Err(End::SocketClosed);
         }
         Ok(())
+    }
+
+    /// Asks the socket's authenticator (ZAP semantics) about this peer.
+    fn authenticate(&self, req: ironhouse_zmtp::AuthRequest) -> AuthReply {
+        let Some(auth) = self.shared.options.security.authenticator() else {
+            return AuthReply::Allow {
+                user_id: String::new(),
+            };
+        };
+        let text = |b: Option<&Bytes>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        let curve_key = (req.mechanism == "CURVE")
+            .then(|| {
+                req.credentials
+                    .first()
+                    .and_then(|k| <[u8; 32]>::try_from(k.as_ref()).ok())
+            })
+            .flatten()
+            .map(ironhouse_zmtp::CurvePublicKey);
+        let plain = req.mechanism == "PLAIN";
+        let request = AuthRequest {
+            domain: self.shared.options.zap_domain.clone(),
+            address: self.peer.clone(),
+            mechanism: req.mechanism,
+            curve_key,
+            username: if plain {
+                text(req.credentials.first())
+            } else {
+                None
+            },
+            password: if plain {
+                text(req.credentials.get(1))
+            } else {
+                None
+            },
+            metadata: req.peer_metadata,
+        };
+        match auth.authenticate(&request) {
+            AuthDecision::Allow { user_id } => AuthReply::Allow { user_id },
+            AuthDecision::Deny { status, reason } => {
+                // Never the password: only who, from where, and why.
+                tracing::warn!(peer = %self.peer, mechanism = request.mechanism, user = ?request.username, key = ?request.curve_key, "refused: {reason}");
+                AuthReply::Deny { status, reason }
+            }
+        }
     }
 
     fn subscription(&mut self, add: bool, prefix: Bytes) -> Result<(), End> {

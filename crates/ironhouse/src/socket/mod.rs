@@ -126,6 +126,7 @@ impl Socket {
     /// Cancel safe: if cancelled, nothing stays bound.
     pub async fn bind(&mut self, endpoint: &str) -> Result<Endpoint> {
         let ep: Endpoint = endpoint.parse()?;
+        self.check_transport(&ep)?;
         let (listener, bound) = Listener::bind(&ep).await?;
         tracing::debug!(endpoint = %bound, "listening");
         self.shared.emit(SocketEvent::Listening {
@@ -150,6 +151,7 @@ impl Socket {
     pub async fn connect(&mut self, endpoint: &str) -> Result<()> {
         let ep: Endpoint = endpoint.parse()?;
         ep.check_connectable()?;
+        self.check_transport(&ep)?;
         tasks::spawn_connector(self.shared.clone(), ep, None, self.tasks.guard());
         Ok(())
     }
@@ -166,8 +168,20 @@ impl Socket {
     /// Cancel safe: if cancelled, no connection is kept.
     pub async fn connect_now(&mut self, endpoint: &str) -> Result<()> {
         let ep: Endpoint = endpoint.parse()?;
+        self.check_transport(&ep)?;
         let conn = transport::connect(&ep).await?;
         tasks::spawn_connector(self.shared.clone(), ep, Some(conn), self.tasks.guard());
+        Ok(())
+    }
+
+    /// Refuses PLAIN on transports that would show the password.
+    fn check_transport(&self, ep: &Endpoint) -> Result<()> {
+        // tcp:// and ipc:// do not encrypt; tls:// will.
+        if self.shared.options.security.refuses_transport(false) {
+            return Err(Error::Insecure(format!(
+                "PLAIN would send passwords in clear over {ep}; use tls:// or CURVE, or call Security::allow_plaintext_password() for trusted loopback tests"
+            )));
+        }
         Ok(())
     }
 
