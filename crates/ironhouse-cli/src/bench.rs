@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
-use ironhouse::{Bytes, Message, Options, Socket, SocketType};
+use ironhouse::{Bytes, CurveKeyPair, Message, Options, Security, Socket, SocketType};
 
 /// Flags of `ironhouse bench`.
 #[derive(clap::Args, Debug)]
@@ -51,13 +51,11 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs one scenario and prints its JSON line.
 pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
-    if args.curve {
-        return Err("CURVE is not available in this build yet".into());
-    }
+    let sec = Keys::new(args.curve);
     let line = match (args.mode.as_str(), args.second) {
-        ("thr", Some(count)) => thr(args.first as usize, count, args.port)?,
-        ("lat", Some(count)) => lat(args.first as usize, count)?,
-        ("hs", None) => hs(args.first)?,
+        ("thr", Some(count)) => thr(args.first as usize, count, args.port, &sec)?,
+        ("lat", Some(count)) => lat(args.first as usize, count, &sec)?,
+        ("hs", None) => hs(args.first, &sec)?,
         _ => {
             return Err(
                 "usage: ironhouse bench thr SIZE COUNT [--port P] | lat SIZE COUNT | hs COUNT"
@@ -69,15 +67,46 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Fresh CURVE keys for one run (as zmq_bench.c makes with
+/// zmq_curve_keypair), or none. The bound side is the server; no
+/// authenticator, like the C side's absent ZAP handler.
+#[derive(Clone)]
+struct Keys(Option<(CurveKeyPair, CurveKeyPair)>);
+
+impl Keys {
+    fn new(curve: bool) -> Self {
+        Keys(curve.then(|| (CurveKeyPair::generate(), CurveKeyPair::generate())))
+    }
+    fn curve(&self) -> bool {
+        self.0.is_some()
+    }
+    fn server(&self, o: Options) -> Options {
+        match &self.0 {
+            Some((server, _)) => o.security(Security::stonehouse(server.clone())),
+            None => o,
+        }
+    }
+    fn client(&self, o: Options) -> Options {
+        match &self.0 {
+            Some((server, client)) => {
+                o.security(Security::curve_client(client.clone(), server.public))
+            }
+            None => o,
+        }
+    }
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
 }
 
-fn thr(size: usize, count: u64, port: Option<u16>) -> Result<String, BoxError> {
+fn thr(size: usize, count: u64, port: Option<u16>, keys: &Keys) -> Result<String, BoxError> {
+    let (server_keys, client_keys) = (keys.clone(), keys.clone());
     let (ep_tx, ep_rx) = std_mpsc::channel::<String>();
     let receiver = std::thread::spawn(move || -> Result<f64, BoxError> {
         runtime().block_on(async move {
-            let mut pull = Socket::new(SocketType::Pull);
+            let mut pull =
+                Socket::with_options(SocketType::Pull, server_keys.server(Options::default()));
             let ep = pull
                 .bind(&format!("tcp://127.0.0.1:{}", port.unwrap_or(0)))
                 .await?;
@@ -99,7 +128,10 @@ fn thr(size: usize, count: u64, port: Option<u16>) -> Result<String, BoxError> {
     let ep = ep_rx.recv_timeout(Duration::from_secs(30))?;
     let sender = std::thread::spawn(move || -> Result<(), BoxError> {
         runtime().block_on(async move {
-            let mut push = Socket::with_options(SocketType::Push, Options::default().linger(None));
+            let mut push = Socket::with_options(
+                SocketType::Push,
+                client_keys.client(Options::default().linger(None)),
+            );
             push.connect(&ep).await?;
             for _ in 0..count {
                 // A fresh, filled buffer per message, as the C side does.
@@ -115,18 +147,21 @@ fn thr(size: usize, count: u64, port: Option<u16>) -> Result<String, BoxError> {
     // COUNT over first-to-last, the libzmq local_thr convention used by zmq_bench.c.
     let rate = count as f64 / elapsed.max(1e-9);
     Ok(format!(
-        "{{\"impl\":\"ironhouse\",\"mode\":\"thr\",\"size\":{size},\"count\":{count},\"curve\":false,\"msgs_per_sec\":{rate:.1},\"mb_per_sec\":{:.1}}}",
+        "{{\"impl\":\"ironhouse\",\"mode\":\"thr\",\"size\":{size},\"count\":{count},\"curve\":{},\"msgs_per_sec\":{rate:.1},\"mb_per_sec\":{:.1}}}",
+        keys.curve(),
         rate * size as f64 / 1e6
     ))
 }
 
 fn echo_server(
     total: u64,
+    keys: &Keys,
 ) -> Result<(String, std::thread::JoinHandle<Result<(), BoxError>>), BoxError> {
+    let keys = keys.clone();
     let (ep_tx, ep_rx) = std_mpsc::channel::<String>();
     let server = std::thread::spawn(move || -> Result<(), BoxError> {
         runtime().block_on(async move {
-            let mut rep = Socket::new(SocketType::Rep);
+            let mut rep = Socket::with_options(SocketType::Rep, keys.server(Options::default()));
             let ep = rep.bind("tcp://127.0.0.1:0").await?;
             ep_tx.send(ep.to_string())?;
             for _ in 0..total {
@@ -142,10 +177,11 @@ fn echo_server(
 
 const WARMUP: u64 = 1000;
 
-fn lat(size: usize, count: u64) -> Result<String, BoxError> {
-    let (ep, server) = echo_server(count + WARMUP)?;
+fn lat(size: usize, count: u64, keys: &Keys) -> Result<String, BoxError> {
+    let (ep, server) = echo_server(count + WARMUP, keys)?;
+    let client = keys.clone();
     let mut rtts = runtime().block_on(async move {
-        let mut req = Socket::new(SocketType::Req);
+        let mut req = Socket::with_options(SocketType::Req, client.client(Options::default()));
         req.connect(&ep).await?;
         let payload = Bytes::from(vec![b'x'; size]);
         let mut rtts = Vec::with_capacity(count as usize);
@@ -166,14 +202,16 @@ fn lat(size: usize, count: u64) -> Result<String, BoxError> {
     server.join().map_err(|_| "server thread panicked")??;
     rtts.sort_by(f64::total_cmp);
     Ok(format!(
-        "{{\"impl\":\"ironhouse\",\"mode\":\"lat\",\"size\":{size},\"count\":{count},\"curve\":false,\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        "{{\"impl\":\"ironhouse\",\"mode\":\"lat\",\"size\":{size},\"count\":{count},\"curve\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        keys.curve(),
         percentile(&rtts, 0.5),
         percentile(&rtts, 0.99)
     ))
 }
 
-fn hs(count: u64) -> Result<String, BoxError> {
-    let (ep, server) = echo_server(count)?;
+fn hs(count: u64, keys: &Keys) -> Result<String, BoxError> {
+    let (ep, server) = echo_server(count, keys)?;
+    let client = keys.clone();
     let mut times = runtime().block_on(async move {
         let payload = Bytes::from(vec![b'x'; 64]);
         let mut times = Vec::with_capacity(count as usize);
@@ -181,7 +219,7 @@ fn hs(count: u64) -> Result<String, BoxError> {
             let t = Instant::now();
             let mut req = Socket::with_options(
                 SocketType::Req,
-                Options::default().linger(Some(Duration::ZERO)),
+                client.client(Options::default().linger(Some(Duration::ZERO))),
             );
             req.connect(&ep).await?;
             req.send(payload.clone()).await?;
@@ -194,7 +232,8 @@ fn hs(count: u64) -> Result<String, BoxError> {
     server.join().map_err(|_| "server thread panicked")??;
     times.sort_by(f64::total_cmp);
     Ok(format!(
-        "{{\"impl\":\"ironhouse\",\"mode\":\"hs\",\"count\":{count},\"curve\":false,\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        "{{\"impl\":\"ironhouse\",\"mode\":\"hs\",\"count\":{count},\"curve\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        keys.curve(),
         percentile(&times, 0.5),
         percentile(&times, 0.99)
     ))

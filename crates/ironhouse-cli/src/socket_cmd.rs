@@ -91,7 +91,11 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(main_loop(args))
+    let result = rt.block_on(main_loop(args));
+    // tokio's stdin reads on a blocking thread that cannot be interrupted;
+    // waiting for it would keep the process alive after --count is reached.
+    rt.shutdown_background();
+    result
 }
 
 fn options(args: &Args) -> Options {

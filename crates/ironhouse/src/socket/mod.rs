@@ -168,6 +168,7 @@ impl Socket {
     /// Cancel safe: if cancelled, no connection is kept.
     pub async fn connect_now(&mut self, endpoint: &str) -> Result<()> {
         let ep: Endpoint = endpoint.parse()?;
+        ep.check_connectable()?;
         self.check_transport(&ep)?;
         let conn = transport::connect(&ep).await?;
         tasks::spawn_connector(self.shared.clone(), ep, Some(conn), self.tasks.guard());

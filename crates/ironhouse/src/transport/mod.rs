@@ -61,6 +61,7 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn> {
         endpoint: ep.to_string(),
         source,
     };
+    ep.check_connectable()?;
     match ep {
         Endpoint::Tcp { host, port } => {
             let s = TcpStream::connect((host.as_str(), *port))
