@@ -4,6 +4,7 @@
 
 mod bench;
 mod demo;
+mod keygen;
 mod lines;
 mod socket_cmd;
 
@@ -39,6 +40,8 @@ enum Command {
     Bench(bench::Args),
     /// A self-contained run of the main job, on loopback.
     Demo,
+    /// Make a CURVE key pair: czmq/pyzmq certificates in sqlite_rx's, vidgear's or a plain layout.
+    Keygen(keygen::Args),
 }
 
 fn init_logging(verbose: u8) {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
         Command::Socket(args) => socket_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo => demo::run(),
+        Command::Keygen(args) => keygen::run(args),
     };
     match result {
         Ok(code) => code,
