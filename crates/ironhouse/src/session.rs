@@ -20,7 +20,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use crate::monitor::SocketEvent;
 use crate::pipe::Pipe;
 use crate::security::{AuthDecision, AuthRequest};
-use crate::socket::peers::{Inbound, Outbound, PeerId, Shared};
+use crate::socket::peers::{Outbound, PeerId, Shared};
 use crate::transport::Conn;
 use crate::Error;
 
@@ -72,6 +72,7 @@ pub(crate) fn engine_config(shared: &Shared) -> Config {
 pub(crate) async fn run(
     conn: Conn,
     pipe: &Pipe<Outbound>,
+    inbox: &Pipe<Message>,
     shared: &Arc<Shared>,
     id: PeerId,
 ) -> (End, bool) {
@@ -91,6 +92,7 @@ pub(crate) async fn run(
         routing_id: Bytes::new(),
         active: false,
         pending_in: VecDeque::new(),
+        inbox,
     };
     let end = s.drive(conn, pipe).await;
     (end, s.active)
@@ -126,7 +128,9 @@ struct Session<'a> {
     routing_id: Bytes,
     active: bool,
     /// Received messages waiting for room in the socket's receive queue.
-    pending_in: VecDeque<Inbound>,
+    pending_in: VecDeque<Message>,
+    /// Where received messages go (this peer's queue in the socket).
+    inbox: &'a Pipe<Message>,
 }
 
 impl Session<'_> {
@@ -158,7 +162,7 @@ impl Session<'_> {
                 self.active && !draining && self.engine.transmit().len() < OUTPUT_HIGH_WATER;
             let mut slices = [IoSlice::new(&[]); 64];
             let nslices = self.engine.pending_transmit().io_slices(&mut slices);
-            let shared = self.shared;
+            let inbox = self.inbox;
             tokio::select! {
                 biased;
                 r = writer.write_vectored(&slices[..nslices]), if nslices > 0 => match r {
@@ -166,8 +170,8 @@ impl Session<'_> {
                     Ok(n) => self.engine.transmit().advance(n),
                     Err(e) => return self.io_end(e),
                 },
-                () = shared.inbox.room(), if !self.pending_in.is_empty() => {
-                    if !shared.inbox.push_from(&mut self.pending_in) {
+                () = inbox.room(), if !self.pending_in.is_empty() => {
+                    if !inbox.push_from(&mut self.pending_in) {
                         return End::SocketClosed;
                     }
                 }
@@ -264,7 +268,7 @@ impl Session<'_> {
         if self.shared.kind == SocketType::Router {
             msg.push_front(self.routing_id.clone());
         }
-        self.pending_in.push_back((self.id, msg));
+        self.pending_in.push_back(msg);
     }
 
     fn handle_events(&mut self) -> Result<(), End> {
@@ -307,7 +311,7 @@ impl Session<'_> {
                 _ => {}
             }
         }
-        if !self.pending_in.is_empty() && !self.shared.inbox.push_from(&mut self.pending_in) {
+        if !self.pending_in.is_empty() && !self.inbox.push_from(&mut self.pending_in) {
             return Err(End::SocketClosed);
         }
         Ok(())

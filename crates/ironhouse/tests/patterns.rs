@@ -324,7 +324,7 @@ async fn pull_receives_from_two_pushers() {
 /// each in turn (libzmq: one message each; here at worst a few receive
 /// queues' worth). On one thread the outcome does not depend on the OS.
 #[tokio::test(flavor = "current_thread")]
-#[ignore = "bug: pipe.rs Pipe::room wakes all waiting sessions (notify_waiters) and the first to run refills the whole inbox: one pusher is served to exhaustion"]
+
 async fn pull_fair_queues_two_pushers() {
     for ep in bind_endpoints("fq1") {
         const N: u32 = 2000;

@@ -7,6 +7,7 @@
 //! a peer restarts. This module holds what differs by socket type: how a
 //! message is routed out and what is done with one that comes in.
 
+mod fair;
 pub(crate) mod peers;
 mod tasks;
 
@@ -15,8 +16,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ironhouse_zmtp::{Message, SocketType};
-use std::collections::VecDeque;
-
 use tokio::sync::{broadcast, watch};
 
 use crate::endpoint::Endpoint;
@@ -24,7 +23,7 @@ use crate::monitor::SocketEvent;
 use crate::pipe::{Pipe, PushError};
 use crate::transport::{self, Listener};
 use crate::{Error, Options, Result};
-use peers::{Inbound, Outbound, PeerId, Shared};
+use peers::{Outbound, PeerId, Shared};
 
 /// Where a REQ or REP socket is in its strict send/receive alternation.
 #[derive(Debug)]
@@ -60,8 +59,8 @@ enum Turn {
 #[derive(Debug)]
 pub struct Socket {
     shared: Arc<Shared>,
-    /// Received messages taken from the shared inbox in one batch.
-    inbox: VecDeque<Inbound>,
+    /// Received messages, fair-queued across peers.
+    inbound: fair::FairQueue,
     changed: watch::Receiver<u64>,
     turn: Turn,
     tasks: tasks::Tracker,
@@ -78,9 +77,10 @@ impl Socket {
     pub fn with_options(kind: SocketType, options: Options) -> Socket {
         let shared = Arc::new(Shared::new(kind, options));
         let changed = shared.changed.subscribe();
+        let inbound = fair::FairQueue::new(shared.changed.subscribe());
         Socket {
             shared,
-            inbox: VecDeque::new(),
+            inbound,
             changed,
             turn: Turn::Idle,
             tasks: tasks::Tracker::new(),
@@ -467,12 +467,7 @@ impl Socket {
             _ => {}
         }
         loop {
-            if self.inbox.is_empty() && !self.shared.inbox.take(&mut self.inbox, usize::MAX).await {
-                return Err(Error::Closed);
-            }
-            let Some((peer, mut msg)) = self.inbox.pop_front() else {
-                continue;
-            };
+            let (peer, mut msg) = self.inbound.next(&self.shared).await;
             match self.kind() {
                 SocketType::Req => {
                     let Turn::AwaitingReply(want) = self.turn else {
@@ -531,7 +526,6 @@ impl Socket {
     fn begin_close(&mut self) {
         self.shared.closing.send_replace(true);
         self.shared.clear();
-        self.shared.inbox.close_consumer();
     }
 }
 

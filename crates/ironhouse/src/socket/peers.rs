@@ -29,9 +29,6 @@ pub(crate) enum Outbound {
     Cancel(Bytes),
 }
 
-/// A message from a peer, tagged with where it came from.
-pub(crate) type Inbound = (PeerId, Message);
-
 /// Prefix subscriptions with reference counts (subscribing twice needs two
 /// cancels, as in ZeroMQ).
 #[derive(Debug, Default, Clone)]
@@ -84,6 +81,9 @@ pub(crate) struct Peer {
     pub(crate) id: PeerId,
     /// This peer's send queue (the session consumes it).
     pub(crate) tx: Arc<Pipe<Outbound>>,
+    /// Messages received from this peer (the socket consumes it). One queue
+    /// per peer lets the socket take turns between peers, message by message.
+    pub(crate) inbox: Arc<Pipe<Message>>,
     /// Handshake complete and not yet disconnected.
     pub(crate) active: bool,
     pub(crate) routing_id: Bytes,
@@ -118,8 +118,6 @@ pub(crate) struct Shared {
     peers: Mutex<Peers>,
     /// Bumped whenever a peer becomes active or inactive.
     pub(crate) changed: watch::Sender<u64>,
-    /// Received messages, from every session, for the socket.
-    pub(crate) inbox: Pipe<Inbound>,
     pub(crate) events: broadcast::Sender<SocketEvent>,
     pub(crate) closing: watch::Sender<bool>,
     next_peer_id: AtomicU64,
@@ -127,7 +125,6 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(kind: SocketType, options: Options) -> Self {
-        let inbox = Pipe::new(options.recv_hwm);
         Shared {
             kind,
             options,
@@ -136,7 +133,6 @@ impl Shared {
                 ..Peers::default()
             }),
             changed: watch::channel(0).0,
-            inbox,
             events: broadcast::channel(256).0,
             closing: watch::channel(false).0,
             next_peer_id: AtomicU64::new(1),
@@ -158,17 +154,19 @@ impl Shared {
     }
 
     /// Adds an inactive peer with a fresh send queue; returns its id and queue.
-    pub(crate) fn add_peer(&self) -> (PeerId, Arc<Pipe<Outbound>>) {
-        let pipe = Arc::new(Pipe::new(self.options.send_hwm));
+    pub(crate) fn add_peer(&self) -> (PeerId, Arc<Pipe<Outbound>>, Arc<Pipe<Message>>) {
+        let out = Arc::new(Pipe::new(self.options.send_hwm));
+        let inbox = Arc::new(Pipe::new(self.options.recv_hwm));
         let id = self.next_peer_id.fetch_add(1, Ordering::Relaxed);
         self.peers().list.push(Peer {
             id,
-            tx: pipe.clone(),
+            tx: out.clone(),
+            inbox: inbox.clone(),
             active: false,
             routing_id: Bytes::new(),
             subs: Subscriptions::default(),
         });
-        (id, pipe)
+        (id, out, inbox)
     }
 
     /// Marks a peer active after its handshake. Returns its routing id and the
@@ -215,8 +213,11 @@ impl Shared {
         let mut peers = self.peers();
         if remove {
             if let Some(i) = peers.list.iter().position(|p| p.id == id) {
-                // Nobody will drain this queue again: release senders waiting on it.
-                peers.list.remove(i).tx.close_consumer();
+                let p = peers.list.remove(i);
+                // Nobody will drain its send queue again: release senders
+                // waiting on it. Its received messages stay readable.
+                p.tx.close_consumer();
+                p.inbox.close_producers();
             }
         } else if let Some(p) = peers.get_mut(id) {
             p.active = false;
@@ -231,6 +232,7 @@ impl Shared {
     pub(crate) fn clear(&self) {
         for p in self.peers().list.drain(..) {
             p.tx.close_producers();
+            p.inbox.close_consumer();
         }
         self.bump();
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use crate::pipe::Pipe;
+use ironhouse_zmtp::Message;
 use tokio::time::Instant;
 
 use super::peers::{Outbound, PeerId, Shared};
@@ -78,8 +79,8 @@ pub(super) fn spawn_listener(shared: Arc<Shared>, listener: Listener, guard: Gua
             tokio::select! {
                 r = listener.accept() => match r {
                     Ok(conn) => {
-                        let (id, pipe) = shared.add_peer();
-                        tokio::spawn(accepted(shared.clone(), conn, pipe, id, guard.clone()));
+                        let (id, pipe, inbox) = shared.add_peer();
+                        tokio::spawn(accepted(shared.clone(), conn, pipe, inbox, id, guard.clone()));
                     }
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -100,11 +101,12 @@ async fn accepted(
     shared: Arc<Shared>,
     conn: Conn,
     pipe: Arc<Pipe<Outbound>>,
+    inbox: Arc<Pipe<Message>>,
     id: PeerId,
     guard: Guard,
 ) {
     let peer = conn.peer.clone();
-    let (end, _) = session::run(conn, &pipe, &shared, id).await;
+    let (end, _) = session::run(conn, &pipe, &inbox, &shared, id).await;
     // An accepted peer's queue dies with its connection, as in ZeroMQ.
     shared.deactivate(id, true);
     log_end(&shared, &peer, &end);
@@ -117,8 +119,8 @@ pub(super) fn spawn_connector(
     first: Option<Conn>,
     guard: Guard,
 ) {
-    let (id, pipe) = shared.add_peer();
-    tokio::spawn(connector(shared, ep, first, id, pipe, guard));
+    let (id, pipe, inbox) = shared.add_peer();
+    tokio::spawn(connector(shared, ep, first, id, pipe, inbox, guard));
 }
 
 async fn connector(
@@ -127,6 +129,7 @@ async fn connector(
     mut first: Option<Conn>,
     id: PeerId,
     pipe: Arc<Pipe<Outbound>>,
+    inbox: Arc<Pipe<Message>>,
     guard: Guard,
 ) {
     let opts = &shared.options;
@@ -160,7 +163,7 @@ async fn connector(
         match attempt {
             Ok(conn) => {
                 let peer = conn.peer.clone();
-                let (end, was_active) = session::run(conn, &pipe, &shared, id).await;
+                let (end, was_active) = session::run(conn, &pipe, &inbox, &shared, id).await;
                 shared.deactivate(id, false);
                 log_end(&shared, &peer, &end);
                 if matches!(end, End::SocketClosed) {
