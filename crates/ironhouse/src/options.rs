@@ -26,6 +26,13 @@ pub struct Options {
     /// Messages queued for the application before reading from peers pauses
     /// (ZMQ_RCVHWM). Default 1000. Minimum 1.
     pub recv_hwm: usize,
+    /// Bytes queued per peer for sending, besides the message count: a fast
+    /// sender of large messages cannot pile up gigabytes. One message always
+    /// fits, however large. Default 32 MiB. (ZeroMQ has no such bound.)
+    pub send_hwm_bytes: usize,
+    /// Bytes received per peer and not yet read by the application before
+    /// reading from that peer pauses. Default 32 MiB; one message always fits.
+    pub recv_hwm_bytes: usize,
     /// How long `close` (or drop) keeps delivering queued messages
     /// (ZMQ_LINGER). `None` waits until they are delivered. Default 30 s:
     /// long enough for a slow peer, short enough that a dead one never hangs
@@ -60,6 +67,8 @@ impl Default for Options {
         Options {
             send_hwm: 1000,
             recv_hwm: 1000,
+            send_hwm_bytes: 32 << 20,
+            recv_hwm_bytes: 32 << 20,
             linger: Some(Duration::from_secs(30)),
             identity: Bytes::new(),
             max_message_size: Some(256 << 20),
@@ -83,6 +92,12 @@ impl Options {
     /// Sets [`Options::recv_hwm`].
     pub fn recv_hwm(mut self, n: usize) -> Self {
         self.recv_hwm = n.max(1);
+        self
+    }
+    /// Sets [`Options::send_hwm_bytes`] and [`Options::recv_hwm_bytes`].
+    pub fn hwm_bytes(mut self, send: usize, recv: usize) -> Self {
+        self.send_hwm_bytes = send;
+        self.recv_hwm_bytes = recv;
         self
     }
     /// Sets [`Options::linger`].

@@ -8,7 +8,10 @@
 //! `VecDeque`. The consumer is woken only when it sleeps on an empty queue;
 //! producers are woken only when a take frees room in a full one.
 //!
-//! The high-water mark bounds what waits in the pipe. Items a consumer has
+//! Two marks bound what waits in the pipe: a message count (ZeroMQ's HWM)
+//! and a byte total, so large messages cannot pile up gigabytes (one item
+//! always fits, however large, so a big message is never refused outright).
+//! The marks bound what waits in the pipe. Items a consumer has
 //! already taken into its own batch are not counted, so up to twice the mark
 //! can be in flight between two parties (libzmq's marks are approximate too).
 
@@ -27,9 +30,22 @@ pub(crate) enum PushError<T> {
     Closed(T),
 }
 
+/// How many bytes an item holds, for the byte mark.
+pub(crate) trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for ironhouse_zmtp::Message {
+    fn weight(&self) -> usize {
+        self.size()
+    }
+}
+
 #[derive(Debug)]
 struct State<T> {
     queue: VecDeque<T>,
+    /// Sum of the queued items' weights.
+    bytes: usize,
     /// The consumer, parked on an empty queue.
     consumer: Option<Waker>,
     /// No more items will come (the consumer drains what is left).
@@ -44,12 +60,24 @@ pub(crate) struct Pipe<T> {
     state: Mutex<State<T>>,
     room: Notify,
     hwm: usize,
+    max_bytes: usize,
 }
 
-impl<T> Pipe<T> {
-    pub(crate) fn new(hwm: usize) -> Self {
+impl<T> State<T> {
+    /// Whether an item of `weight` bytes may join the queue now.
+    fn admits(&self, weight: usize, hwm: usize, max_bytes: usize) -> bool {
+        self.queue.is_empty()
+            || (self.queue.len() < hwm && self.bytes.saturating_add(weight) <= max_bytes)
+    }
+}
+
+impl<T: Weigh> Pipe<T> {
+    /// A pipe holding at most `hwm` items and (beyond its first item) at most
+    /// `max_bytes` bytes.
+    pub(crate) fn new(hwm: usize, max_bytes: usize) -> Self {
         Pipe {
             state: Mutex::new(State {
+                bytes: 0,
                 queue: VecDeque::new(),
                 consumer: None,
                 producers_closed: false,
@@ -57,6 +85,7 @@ impl<T> Pipe<T> {
             }),
             room: Notify::new(),
             hwm: hwm.max(1),
+            max_bytes,
         }
     }
 
@@ -71,9 +100,11 @@ impl<T> Pipe<T> {
         if s.consumer_closed || s.producers_closed {
             return Err(PushError::Closed(item));
         }
-        if s.queue.len() >= self.hwm {
+        let w = item.weight();
+        if !s.admits(w, self.hwm, self.max_bytes) {
             return Err(PushError::Full(item));
         }
+        s.bytes += w;
         s.queue.push_back(item);
         let waker = s.consumer.take();
         drop(s);
@@ -108,11 +139,19 @@ impl<T> Pipe<T> {
         if s.consumer_closed {
             return false;
         }
-        let n = self.hwm.saturating_sub(s.queue.len()).min(items.len());
-        if n == 0 {
+        let mut moved = false;
+        while let Some(front) = items.front() {
+            let w = front.weight();
+            if !s.admits(w, self.hwm, self.max_bytes) {
+                break;
+            }
+            s.bytes += w;
+            s.queue.push_back(items.pop_front().expect("front exists"));
+            moved = true;
+        }
+        if !moved {
             return true;
         }
-        s.queue.extend(items.drain(..n));
         let waker = s.consumer.take();
         drop(s);
         if let Some(w) = waker {
@@ -132,7 +171,11 @@ impl<T> Pipe<T> {
             room.as_mut().enable();
             {
                 let s = self.lock();
-                if s.queue.len() < self.hwm || s.consumer_closed || s.producers_closed {
+                if (s.queue.len() < self.hwm && s.bytes < self.max_bytes)
+                    || s.queue.is_empty()
+                    || s.consumer_closed
+                    || s.producers_closed
+                {
                     return;
                 }
             }
@@ -157,17 +200,18 @@ impl<T> Pipe<T> {
             s.consumer = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        let was_full = s.queue.len() >= self.hwm;
         if s.queue.len() <= max && out.is_empty() {
             std::mem::swap(&mut s.queue, out);
+            s.bytes = 0;
         } else {
             let n = max.min(s.queue.len());
+            let taken: usize = s.queue.iter().take(n).map(Weigh::weight).sum();
+            s.bytes -= taken;
             out.extend(s.queue.drain(..n));
         }
         drop(s);
-        if was_full {
-            self.room.notify_waiters();
-        }
+        // Room was freed; a producer may be waiting for it (by count or by bytes).
+        self.room.notify_waiters();
         Poll::Ready(true)
     }
 
@@ -202,6 +246,7 @@ impl<T> Pipe<T> {
         let mut s = self.lock();
         s.consumer_closed = true;
         let dropped = std::mem::take(&mut s.queue);
+        s.bytes = 0;
         drop(s);
         drop(dropped);
         self.room.notify_waiters();
@@ -213,9 +258,42 @@ mod tests {
     use super::*;
     use std::sync::Arc;
 
+    impl Weigh for i32 {
+        fn weight(&self) -> usize {
+            0
+        }
+    }
+    impl Weigh for u32 {
+        fn weight(&self) -> usize {
+            0
+        }
+    }
+    impl Weigh for Vec<u8> {
+        fn weight(&self) -> usize {
+            self.len()
+        }
+    }
+
+    #[test]
+    fn byte_mark_bounds_but_always_admits_one() {
+        let p = Pipe::new(100, 10);
+        p.try_push(vec![0u8; 50]).unwrap();
+        assert!(matches!(p.try_push(vec![0u8; 1]), Err(PushError::Full(_))));
+        let mut out = VecDeque::new();
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert_eq!(p.poll_take(&mut cx, &mut out, 10), Poll::Ready(true));
+        p.try_push(vec![0u8; 6]).unwrap();
+        p.try_push(vec![0u8; 4]).unwrap();
+        assert!(matches!(p.try_push(vec![0u8; 1]), Err(PushError::Full(_))));
+        let mut items: VecDeque<Vec<u8>> = [vec![0u8; 1]].into();
+        assert!(p.push_from(&mut items));
+        assert_eq!(items.len(), 1, "no room by bytes");
+    }
+
     #[tokio::test]
     async fn bounded_and_batched() {
-        let p = Pipe::new(2);
+        let p = Pipe::new(2, usize::MAX);
         p.try_push(1).unwrap();
         p.try_push(2).unwrap();
         assert!(matches!(p.try_push(3), Err(PushError::Full(3))));
@@ -233,7 +311,7 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn producers_wait_for_room_and_nothing_is_lost() {
-        let p = Arc::new(Pipe::new(4));
+        let p = Arc::new(Pipe::new(4, usize::MAX));
         let mut producers = Vec::new();
         for k in 0..3u32 {
             let p = p.clone();
@@ -262,7 +340,7 @@ mod tests {
 
     #[tokio::test]
     async fn consumer_gone_fails_pushes_and_releases_waiters() {
-        let p = Arc::new(Pipe::new(1));
+        let p = Arc::new(Pipe::new(1, usize::MAX));
         p.try_push(1).unwrap();
         let waiter = {
             let p = p.clone();

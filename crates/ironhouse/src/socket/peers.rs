@@ -29,6 +29,15 @@ pub(crate) enum Outbound {
     Cancel(Bytes),
 }
 
+impl crate::pipe::Weigh for Outbound {
+    fn weight(&self) -> usize {
+        match self {
+            Outbound::Message(m) => m.size(),
+            Outbound::Subscribe(p) | Outbound::Cancel(p) => p.len(),
+        }
+    }
+}
+
 /// Prefix subscriptions with reference counts (subscribing twice needs two
 /// cancels, as in ZeroMQ).
 #[derive(Debug, Default, Clone)]
@@ -155,8 +164,9 @@ impl Shared {
 
     /// Adds an inactive peer with a fresh send queue; returns its id and queue.
     pub(crate) fn add_peer(&self) -> (PeerId, Arc<Pipe<Outbound>>, Arc<Pipe<Message>>) {
-        let out = Arc::new(Pipe::new(self.options.send_hwm));
-        let inbox = Arc::new(Pipe::new(self.options.recv_hwm));
+        let o = &self.options;
+        let out = Arc::new(Pipe::new(o.send_hwm, o.send_hwm_bytes));
+        let inbox = Arc::new(Pipe::new(o.recv_hwm, o.recv_hwm_bytes));
         let id = self.next_peer_id.fetch_add(1, Ordering::Relaxed);
         self.peers().list.push(Peer {
             id,
