@@ -24,7 +24,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use super::curve_box::{OsRandom, Random, SecretBox, SharedBox, TAG};
 use super::{AuthReply, AuthRequest, Mechanism, Step};
-use crate::command::{parse_error, write_command, write_error, RawCommand};
+use crate::command::{parse_error, write_command, RawCommand};
 use crate::frame::{encode_header, FLAG_COMMAND, FLAG_MORE};
 use crate::keys::{CurveKeyPair, CurvePublicKey};
 use crate::{Metadata, ProtocolError};
@@ -220,11 +220,7 @@ impl Mechanism for CurveClient {
         _local: &Metadata,
         out: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
-        if !peer_as_server {
-            return Err(fail(
-                "the peer is not a CURVE server (are both sides configured as clients?)",
-            ));
-        }
+        super::check_roles("CURVE", false, peer_as_server)?;
         let n = self.nonces.next()?;
         let hello = SharedBox::new(&self.server.0, self.short.secret.as_bytes());
         write_command(out, "HELLO", HELLO_DATA, |o| {
@@ -506,11 +502,7 @@ impl Mechanism for CurveServer {
         _local: &Metadata,
         _out: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
-        if peer_as_server {
-            return Err(fail(
-                "the peer is also a CURVE server (is one side meant to be a client?)",
-            ));
-        }
+        super::check_roles("CURVE", true, peer_as_server)?;
         Ok(Step::Continue)
     }
 
@@ -558,10 +550,7 @@ impl Mechanism for CurveServer {
                     user_id: Some(user_id),
                 })
             }
-            AuthReply::Deny { status, reason } => {
-                write_error(out, &reason);
-                Err(ProtocolError::AuthDenied { status, reason })
-            }
+            AuthReply::Deny { status, reason } => super::refuse(out, status, reason),
         }
     }
 

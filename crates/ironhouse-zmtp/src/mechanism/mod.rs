@@ -71,6 +71,35 @@ pub enum AuthReply {
     },
 }
 
+/// Checks the greeting's as-server flags for a mechanism with roles (PLAIN,
+/// CURVE): exactly one side must be the server.
+pub(crate) fn check_roles(
+    mechanism: &'static str,
+    we_serve: bool,
+    peer_serves: bool,
+) -> Result<(), ProtocolError> {
+    let reason = match (we_serve, peer_serves) {
+        (true, true) => "the peer is also a server (is one side meant to be a client?)",
+        (false, false) => "the peer is not a server (are both sides configured as clients?)",
+        _ => return Ok(()),
+    };
+    Err(ProtocolError::Handshake {
+        mechanism,
+        reason: reason.to_string(),
+    })
+}
+
+/// Refuses the peer after the application's answer: queues an ERROR with the
+/// reason for the peer and fails the handshake.
+pub(crate) fn refuse(
+    out: &mut BytesMut,
+    status: u16,
+    reason: String,
+) -> Result<Step, ProtocolError> {
+    crate::command::write_error(out, &reason);
+    Err(ProtocolError::AuthDenied { status, reason })
+}
+
 /// A security mechanism, driven by the engine.
 ///
 /// Implementations must never panic on peer input: every malformed command is

@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 
 use super::{AuthReply, AuthRequest, Mechanism, Step};
-use crate::command::{parse_error, write_error, write_ready, RawCommand};
+use crate::command::{parse_error, write_ready, RawCommand};
 use crate::{Metadata, ProtocolError};
 
 /// The NULL mechanism.
@@ -106,10 +106,7 @@ impl Mechanism for Null {
                     user_id: Some(user_id),
                 })
             }
-            AuthReply::Deny { status, reason } => {
-                write_error(out, &reason);
-                Err(ProtocolError::AuthDenied { status, reason })
-            }
+            AuthReply::Deny { status, reason } => super::refuse(out, status, reason),
         }
     }
 }

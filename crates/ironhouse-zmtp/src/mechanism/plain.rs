@@ -13,7 +13,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{AuthReply, AuthRequest, Mechanism, Step};
-use crate::command::{parse_error, write_command, write_error, RawCommand};
+use crate::command::{parse_error, write_command, RawCommand};
 use crate::{Metadata, ProtocolError};
 
 fn fail(reason: impl Into<String>) -> ProtocolError {
@@ -91,11 +91,7 @@ impl Mechanism for PlainClient {
         _local: &Metadata,
         out: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
-        if !peer_as_server {
-            return Err(fail(
-                "the peer is not a PLAIN server (are both sides configured as clients?)",
-            ));
-        }
+        super::check_roles("PLAIN", false, peer_as_server)?;
         let (u, p) = (&self.username, &self.password);
         write_command(out, "HELLO", 2 + u.len() + p.len(), |o| {
             o.put_u8(u.len() as u8);
@@ -185,11 +181,7 @@ impl Mechanism for PlainServer {
         _local: &Metadata,
         _out: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
-        if peer_as_server {
-            return Err(fail(
-                "the peer is also a PLAIN server (is one side meant to be a client?)",
-            ));
-        }
+        super::check_roles("PLAIN", true, peer_as_server)?;
         Ok(Step::Continue)
     }
 
@@ -259,10 +251,7 @@ impl Mechanism for PlainServer {
                 self.state = ServerState::ExpectInitiate;
                 Ok(Step::Continue)
             }
-            AuthReply::Deny { status, reason } => {
-                write_error(out, &reason);
-                Err(ProtocolError::AuthDenied { status, reason })
-            }
+            AuthReply::Deny { status, reason } => super::refuse(out, status, reason),
         }
     }
 }
