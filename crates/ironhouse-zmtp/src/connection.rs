@@ -313,33 +313,27 @@ impl Connection {
                 self.wanted = 9;
                 return Ok(());
             };
-            let limit = if h.command() {
-                // Data frames travel inside MESSAGE commands under CURVE.
-                match self.config.max_message_size {
-                    Some(max) if self.state == State::Active && self.mechanism.wraps_messages() => {
-                        Some(
-                            max.saturating_sub(self.partial_size)
-                                .saturating_add(256)
-                                .max(MAX_COMMAND),
-                        )
-                    }
-                    None if self.state == State::Active && self.mechanism.wraps_messages() => None,
-                    _ => Some(MAX_COMMAND),
-                }
-            } else {
-                self.config
-                    .max_message_size
-                    .map(|m| m.saturating_sub(self.partial_size))
+            // (largest body allowed for this frame, the limit to report)
+            let boxed_data =
+                h.command() && self.state == State::Active && self.mechanism.wraps_messages();
+            let limit = match (h.command(), self.config.max_message_size) {
+                // Under CURVE, data frames travel inside MESSAGE commands (plus box overhead).
+                (true, Some(max)) if boxed_data => Some((
+                    max.saturating_sub(self.partial_size)
+                        .saturating_add(256)
+                        .max(MAX_COMMAND),
+                    max,
+                )),
+                (true, None) if boxed_data => None,
+                (true, _) => Some((MAX_COMMAND, MAX_COMMAND)),
+                (false, Some(max)) => Some((max.saturating_sub(self.partial_size), max)),
+                (false, None) => None,
             };
-            if let Some(limit) = limit {
-                if h.len > limit {
+            if let Some((allowed, reported)) = limit {
+                if h.len > allowed {
                     return Err(ProtocolError::MessageTooLarge {
                         size: self.partial_size.saturating_add(h.len),
-                        limit: self
-                            .config
-                            .max_message_size
-                            .unwrap_or(MAX_COMMAND)
-                            .max(if h.command() { MAX_COMMAND } else { 0 }),
+                        limit: reported,
                     });
                 }
             }
