@@ -28,7 +28,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crypto_box::aead::AeadInPlace;
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use ironhouse_zmtp::command::{parse_error, RawCommand};
-use ironhouse_zmtp::frame::{encode_header, peek_header, FLAG_COMMAND};
+use ironhouse_zmtp::frame::{encode_header, peek_header, FLAG_COMMAND, FLAG_MORE};
 use ironhouse_zmtp::greeting::{GreetingDecoder, GREETING_LEN};
 use ironhouse_zmtp::mechanism::Random;
 use ironhouse_zmtp::{
@@ -465,6 +465,30 @@ pub fn take_greeting(out: &mut BytesMut, mechanism: &str, as_server: bool) {
     assert_eq!(greeting.as_server, as_server);
 }
 
+/// A CURVE MESSAGE as libzmq frames it: a plain data frame (flags 0) whose
+/// body is the command-shaped `\x07MESSAGE` + nonce + box.
+pub fn boxed_frame(data: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    encode_header(0, 1 + 7 + data.len(), &mut out);
+    out.put_u8(7);
+    out.put_slice(b"MESSAGE");
+    out.put_slice(data);
+    out.to_vec()
+}
+
+/// Takes one boxed MESSAGE frame an active CURVE engine wrote: it must be a
+/// plain data frame (flags 0) shaped like a MESSAGE command.
+pub fn take_boxed(out: &mut BytesMut) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (flags, body) = take_frame(out)?;
+    assert_eq!(
+        flags & (FLAG_MORE | FLAG_COMMAND),
+        0,
+        "a CURVE MESSAGE travels in a plain data frame"
+    );
+    let cmd = RawCommand::parse(&body).expect("the engine writes valid MESSAGE frames");
+    Some((cmd.name.to_vec(), cmd.data.to_vec()))
+}
+
 /// A COMMAND frame with any name (even an empty one) and data.
 pub fn command_frame(name: &[u8], data: &[u8]) -> Vec<u8> {
     let name = &name[..name.len().min(255)];
@@ -639,7 +663,7 @@ pub struct BoxedPeer {
 }
 
 impl BoxedPeer {
-    /// A MESSAGE command boxing `box_flags || body` under short nonce `n`.
+    /// A MESSAGE (in a data frame) boxing `box_flags || body` under short nonce `n`.
     pub fn message(&self, n: u64, box_flags: u8, body: &[u8]) -> Vec<u8> {
         let short = n.to_be_bytes();
         let mut plain = Vec::with_capacity(1 + body.len());
@@ -647,7 +671,7 @@ impl BoxedPeer {
         plain.extend_from_slice(body);
         let mut data = short.to_vec();
         data.extend_from_slice(&self.session.seal(self.send_prefix, &short, &plain));
-        command_frame(b"MESSAGE", &data)
+        boxed_frame(&data)
     }
 
     /// The next MESSAGE in sequence.
@@ -659,7 +683,7 @@ impl BoxedPeer {
     /// Everything an active CURVE engine writes must be a MESSAGE that opens,
     /// with a strictly increasing short nonce.
     pub fn check_output(&mut self, out: &mut BytesMut) {
-        while let Some((name, data)) = take_command(out) {
+        while let Some((name, data)) = take_boxed(out) {
             assert_eq!(
                 name, b"MESSAGE",
                 "a command in clear after the CURVE handshake"

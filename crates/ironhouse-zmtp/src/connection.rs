@@ -19,6 +19,9 @@ use crate::{
     AuthReply, AuthRequest, Mechanism, Message, Metadata, ProtocolError, SocketType, Transmit,
 };
 
+/// Bytes a CURVE MESSAGE adds around a frame: name, nonce, tag, flags.
+const BOX_OVERHEAD: u64 = 1 + 7 + 8 + 16 + 1;
+
 /// Handshake commands and control commands larger than this are refused.
 const MAX_COMMAND: u64 = 1 << 20;
 
@@ -314,18 +317,16 @@ impl Connection {
                 return Ok(());
             };
             // (largest body allowed for this frame, the limit to report)
-            let boxed_data =
-                h.command() && self.state == State::Active && self.mechanism.wraps_messages();
+            // Under CURVE every data frame is one boxed MESSAGE (with overhead).
+            let boxed =
+                !h.command() && self.state == State::Active && self.mechanism.wraps_messages();
             let limit = match (h.command(), self.config.max_message_size) {
-                // Under CURVE, data frames travel inside MESSAGE commands (plus box overhead).
-                (true, Some(max)) if boxed_data => Some((
+                (true, _) => Some((MAX_COMMAND, MAX_COMMAND)),
+                (false, Some(max)) if boxed => Some((
                     max.saturating_sub(self.partial_size)
-                        .saturating_add(256)
-                        .max(MAX_COMMAND),
+                        .saturating_add(BOX_OVERHEAD),
                     max,
                 )),
-                (true, None) if boxed_data => None,
-                (true, _) => Some((MAX_COMMAND, MAX_COMMAND)),
                 (false, Some(max)) => Some((max.saturating_sub(self.partial_size), max)),
                 (false, None) => None,
             };
@@ -346,6 +347,8 @@ impl Connection {
             let body = frame::take_body(buf, h.len as usize);
             if h.command() {
                 self.handle_command(&body, now)?;
+            } else if boxed {
+                self.handle_boxed(&body, now)?;
             } else if self.state == State::Active {
                 self.handle_data_frame(h.more(), body);
             } else {
@@ -371,26 +374,36 @@ impl Connection {
                 command: cmd.name_str(),
                 state: "while authentication is pending",
             }),
-            State::Active if cmd.name == b"MESSAGE" && self.mechanism.wraps_messages() => {
-                let (flags, frame) = self.mechanism.open_frame(cmd)?;
-                if flags & FLAG_COMMAND != 0 {
-                    // Under CURVE, commands (PING, SUBSCRIBE, …) travel boxed too.
-                    return self.handle_active_command(RawCommand::parse(&frame)?, now, true);
-                }
-                if let Some(max) = self.config.max_message_size {
-                    if self.partial_size + frame.len() as u64 > max {
-                        return Err(ProtocolError::MessageTooLarge {
-                            size: self.partial_size + frame.len() as u64,
-                            limit: max,
-                        });
-                    }
-                }
-                self.handle_data_frame(flags & FLAG_MORE != 0, frame);
-                Ok(())
-            }
             State::Active => self.handle_active_command(cmd, now, false),
             State::Greeting | State::Failed => Ok(()),
         }
+    }
+
+    /// A data frame on an encrypting connection: a boxed MESSAGE holding one
+    /// message frame or one command.
+    fn handle_boxed(&mut self, body: &Bytes, now: Instant) -> Result<(), ProtocolError> {
+        let cmd = RawCommand::parse(body)?;
+        if cmd.name != b"MESSAGE" {
+            return Err(ProtocolError::UnexpectedCommand {
+                command: cmd.name_str(),
+                state: "where a boxed MESSAGE was expected",
+            });
+        }
+        let (flags, frame) = self.mechanism.open_frame(cmd)?;
+        if flags & FLAG_COMMAND != 0 {
+            // Commands (PING, SUBSCRIBE, …) travel boxed too.
+            return self.handle_active_command(RawCommand::parse(&frame)?, now, true);
+        }
+        if let Some(max) = self.config.max_message_size {
+            if self.partial_size + frame.len() as u64 > max {
+                return Err(ProtocolError::MessageTooLarge {
+                    size: self.partial_size + frame.len() as u64,
+                    limit: max,
+                });
+            }
+        }
+        self.handle_data_frame(flags & FLAG_MORE != 0, frame);
+        Ok(())
     }
 
     /// A command after the handshake. `boxed`: it arrived inside a MESSAGE.

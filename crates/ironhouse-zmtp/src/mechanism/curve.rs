@@ -105,7 +105,9 @@ impl Traffic {
         let boxed_len = TAG + 1 + body.len();
         let data_len = 1 + 7 + 8 + boxed_len;
         out.reserve(9 + data_len);
-        encode_header(FLAG_COMMAND, data_len, out);
+        // libzmq sends each MESSAGE as one plain data frame (flags 0); MORE and
+        // COMMAND travel inside the box.
+        encode_header(0, data_len, out);
         out.put_u8(7);
         out.put_slice(b"MESSAGE");
         out.put_slice(&n);

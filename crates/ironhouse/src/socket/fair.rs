@@ -63,8 +63,11 @@ impl FairQueue {
     /// # Cancel safety
     /// Cancel safe: messages stay queued.
     pub(super) async fn next(&mut self, shared: &Shared) -> (PeerId, Message) {
+        // Waiting on `changed()` below marks a change as seen, so a wake-up
+        // by it must force the refresh itself.
+        let mut woken_by_change = false;
         loop {
-            if self.changed.has_changed().unwrap_or(false) {
+            if woken_by_change || self.changed.has_changed().unwrap_or(false) {
                 self.changed.borrow_and_update();
                 self.refresh(shared);
             } else if self.sources.is_empty() {
@@ -103,8 +106,9 @@ impl FairQueue {
             if !sources.is_empty() {
                 *cursor %= sources.len();
             }
-            if let Some(item) = got {
-                return item;
+            match got {
+                Some(item) => return item,
+                None => woken_by_change = true,
             }
         }
     }
