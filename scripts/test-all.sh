@@ -134,6 +134,7 @@ run_clippy() {
 run_interop() {
     IRONHOUSE_PYTHON=$VENV/bin/python \
         cargo test -p ironhouse-cli --features interop --test interop_pyzmq
+    IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_pyzmq_security
 }
 
 run_fuzz() {

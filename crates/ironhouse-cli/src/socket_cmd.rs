@@ -11,14 +11,36 @@
 //!   non-zero on `--timeout`, bad endpoints, refused connections.
 //! - `--echo` ignores stdin and sends every received message back; it runs
 //!   until `--count`, `--timeout` or a signal.
+//!
+//! Security (one mechanism per socket; NULL without any of these flags):
+//! - CURVE server: `--curve-server SECRET_FILE` (a czmq/pyzmq `.key_secret`
+//!   certificate). Alone it admits any client that knows the server's public
+//!   key (StoneHouse); with `--authorized DIR` only clients whose `.key`
+//!   certificate is in DIR, reread when the folder changes (IronHouse).
+//! - CURVE client: `--curve-client SECRET_FILE --curve-serverkey KEY`, KEY
+//!   being the server's `.key` certificate or its 40-character Z85 key.
+//! - PLAIN client: `--plain-user USER --plain-password-file FILE` (the
+//!   file's contents, less the trailing newline, are the password).
+//! - PLAIN server: `--plain-server FILE` (`user:password` lines).
+//! - PLAIN over `tcp://`/`ipc://` is refused unless `--allow-plaintext-password`.
+//! - Secret files (keys, passwords) readable by group or others are refused
+//!   unless `--allow-insecure-key-permissions`.
+//! - Refused handshakes are logged on stderr (WARN), and a `--timeout` error
+//!   names the last handshake failure seen on the socket.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use ironhouse::{Bytes, Message, Options, Socket, SocketType};
+use ironhouse::security::certs::{self, CertError, LoadOptions};
+use ironhouse::security::{CurveAllowList, PasswordTable};
+use ironhouse::{
+    Bytes, CurvePublicKey, Error, Message, Options, Security, Socket, SocketEvent, SocketType,
+};
 use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::broadcast;
 use tokio::time::{sleep_until, Instant};
 
 use crate::lines::{format_message, parse_line, Format};
@@ -65,6 +87,44 @@ pub struct Args {
     /// Seconds to keep delivering queued messages on exit (default 30).
     #[arg(long, value_name = "SECS")]
     linger: Option<f64>,
+    /// Security (boxed: it is most of the flags, and rarely used).
+    #[command(flatten)]
+    security: Box<SecurityArgs>,
+}
+
+/// The security flags of `ironhouse socket`.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "Security")]
+struct SecurityArgs {
+    /// CURVE server with this key pair (a czmq/pyzmq `.key_secret` certificate).
+    /// Admits any client (StoneHouse) unless --authorized is given.
+    #[arg(long, value_name = "SECRET_FILE")]
+    curve_server: Option<PathBuf>,
+    /// CURVE client with this key pair (a `.key_secret` certificate); needs --curve-serverkey.
+    #[arg(long, value_name = "SECRET_FILE")]
+    curve_client: Option<PathBuf>,
+    /// The CURVE server's public key: its `.key` certificate, or the 40-character Z85 key.
+    #[arg(long, value_name = "PUBLIC_FILE_OR_Z85")]
+    curve_serverkey: Option<String>,
+    /// CURVE server: admit only clients whose `.key` certificate is in DIR
+    /// (IronHouse); the folder is reread when it changes, no restart needed.
+    #[arg(long, value_name = "DIR")]
+    authorized: Option<PathBuf>,
+    /// PLAIN client: the user name; needs --plain-password-file.
+    #[arg(long, value_name = "USER")]
+    plain_user: Option<String>,
+    /// PLAIN client: a file holding the password (a trailing newline is ignored).
+    #[arg(long, value_name = "FILE")]
+    plain_password_file: Option<PathBuf>,
+    /// PLAIN server: a file of `user:password` lines (`#` comments, blank lines ignored).
+    #[arg(long, value_name = "PASSWORD_TABLE_FILE")]
+    plain_server: Option<PathBuf>,
+    /// Let PLAIN send passwords in clear over tcp:// or ipc:// (trusted loopback only).
+    #[arg(long)]
+    allow_plaintext_password: bool,
+    /// Accept secret key and password files that group or others can read.
+    #[arg(long)]
+    allow_insecure_key_permissions: bool,
 }
 
 fn parse_kind(s: &str) -> Result<SocketType, String> {
@@ -88,14 +148,248 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
         )
         .into());
     }
+    let security = security(&args.security)?;
+    tracing::debug!(?security, "socket security");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(main_loop(args));
+    let result = rt.block_on(main_loop(args, security));
     // tokio's stdin reads on a blocking thread that cannot be interrupted;
     // waiting for it would keep the process alive after --count is reached.
     rt.shutdown_background();
     result
+}
+
+/// The socket's security from the flags, after checking they make sense
+/// together. Reads key and password files now, so a bad one is an error
+/// before any connection is made.
+fn security(args: &SecurityArgs) -> Result<Security, crate::BoxError> {
+    let plain_client_flag = match (&args.plain_user, &args.plain_password_file) {
+        (Some(_), _) => Some("--plain-user"),
+        (None, Some(_)) => Some("--plain-password-file"),
+        (None, None) => None,
+    };
+    let chosen: Vec<&str> = [
+        args.curve_server.as_ref().map(|_| "--curve-server"),
+        args.curve_client.as_ref().map(|_| "--curve-client"),
+        args.plain_server.as_ref().map(|_| "--plain-server"),
+        plain_client_flag,
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if let [first, second, ..] = chosen[..] {
+        return Err(format!(
+            "{first} and {second} cannot be combined: a socket uses one security mechanism \
+             (CURVE server, CURVE client, PLAIN server or PLAIN client)"
+        )
+        .into());
+    }
+    if args.curve_serverkey.is_some() && args.curve_client.is_none() {
+        return Err(if args.curve_server.is_some() {
+            "--curve-serverkey is for CURVE clients; a --curve-server has its own key pair"
+        } else {
+            "--curve-serverkey is the server's public key for a CURVE client: give --curve-client SECRET_FILE too"
+        }
+        .into());
+    }
+    if args.authorized.is_some() && args.curve_server.is_none() {
+        return Err(
+            "--authorized lists the clients a CURVE server admits: give --curve-server SECRET_FILE too"
+                .into(),
+        );
+    }
+    let plain = args.plain_server.is_some() || plain_client_flag.is_some();
+    if args.allow_plaintext_password && !plain {
+        return Err(
+            "--allow-plaintext-password is for PLAIN (--plain-user or --plain-server) only".into(),
+        );
+    }
+    let load = LoadOptions::new().allow_insecure_permissions(args.allow_insecure_key_permissions);
+
+    if let Some(secret) = &args.curve_server {
+        let keys =
+            certs::load_keypair_with(secret, load).map_err(|e| cert_error("--curve-server", e))?;
+        return Ok(match &args.authorized {
+            Some(dir) => {
+                if !dir.is_dir() {
+                    return Err(format!(
+                        "--authorized {}: not a folder (it should hold the public certificates, *.key, of the clients to admit)",
+                        dir.display()
+                    )
+                    .into());
+                }
+                Security::ironhouse(keys, CurveAllowList::new(dir))
+            }
+            None => Security::stonehouse(keys),
+        });
+    }
+    if let Some(secret) = &args.curve_client {
+        let Some(server_key) = &args.curve_serverkey else {
+            return Err(
+                "--curve-client needs --curve-serverkey: the server's public key \
+                        (its .key certificate or the 40-character Z85 key)"
+                    .into(),
+            );
+        };
+        let keys =
+            certs::load_keypair_with(secret, load).map_err(|e| cert_error("--curve-client", e))?;
+        return Ok(Security::curve_client(keys, server_public_key(server_key)?));
+    }
+    if let Some(table) = &args.plain_server {
+        let text = read_private_file(table, "password table", args.allow_insecure_key_permissions)
+            .map_err(|e| format!("--plain-server: {e}"))?;
+        let table = PasswordTable::parse(&text)
+            .map_err(|e| format!("--plain-server {}: {e}", table.display()))?;
+        return Ok(plaintext(Security::plain_server(table), args));
+    }
+    if plain_client_flag.is_some() {
+        let (Some(user), Some(file)) = (&args.plain_user, &args.plain_password_file) else {
+            return Err(if args.plain_user.is_some() {
+                "--plain-user needs --plain-password-file (a file holding the password)"
+            } else {
+                "--plain-password-file needs --plain-user (the user name)"
+            }
+            .into());
+        };
+        let mut password =
+            read_private_file(file, "password file", args.allow_insecure_key_permissions)
+                .map_err(|e| format!("--plain-password-file: {e}"))?;
+        while password.ends_with(['\n', '\r']) {
+            password.pop();
+        }
+        if user.len() > 255 || password.len() > 255 {
+            return Err("PLAIN user names and passwords are at most 255 bytes each".into());
+        }
+        return Ok(plaintext(
+            Security::plain_client(user.as_str(), password),
+            args,
+        ));
+    }
+    Ok(Security::Null)
+}
+
+fn plaintext(security: Security, args: &SecurityArgs) -> Security {
+    if args.allow_plaintext_password {
+        security.allow_plaintext_password()
+    } else {
+        security
+    }
+}
+
+/// A certificate error, with the flag that named the file and, for loose
+/// permissions, the flag that accepts them.
+fn cert_error(flag: &str, e: CertError) -> crate::BoxError {
+    match e {
+        CertError::InsecurePermissions { path, mode } => format!(
+            "{flag}: {}: secret key file is accessible by group or others (mode {mode:04o}); \
+             fix it with `chmod 600 {}` or pass --allow-insecure-key-permissions",
+            path.display(),
+            path.display()
+        )
+        .into(),
+        other => format!("{flag}: {other}").into(),
+    }
+}
+
+/// `--curve-serverkey`: a certificate file if one exists at that path,
+/// otherwise a Z85 key.
+fn server_public_key(arg: &str) -> Result<CurvePublicKey, crate::BoxError> {
+    let path = Path::new(arg);
+    if path.exists() {
+        return certs::load_public(path).map_err(|e| format!("--curve-serverkey: {e}").into());
+    }
+    if arg.chars().count() == 40 {
+        return CurvePublicKey::from_z85(arg).map_err(|e| {
+            format!("--curve-serverkey {arg:?}: no such file, and not a Z85 key: {e}").into()
+        });
+    }
+    Err(format!(
+        "--curve-serverkey {arg:?}: no such file, and not a 40-character Z85 key ({} characters)",
+        arg.chars().count()
+    )
+    .into())
+}
+
+/// Reads a file holding a secret (password, password table), refusing one
+/// that group or others can access unless `allow_insecure`, as for secret keys.
+fn read_private_file(path: &Path, what: &str, allow_insecure: bool) -> Result<String, String> {
+    let mut file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.is_dir() {
+        return Err(format!("{}: is a folder, not a {what}", path.display()));
+    }
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 && !allow_insecure {
+        return Err(format!(
+            "{}: {what} is accessible by group or others (mode {mode:04o}); \
+             fix it with `chmod 600 {}` or pass --allow-insecure-key-permissions",
+            path.display(),
+            path.display()
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text)
+}
+
+/// Follows the socket's monitor so that a timeout can say why no peer got
+/// through (a refused or failed handshake, a refused connection).
+struct Failures {
+    events: broadcast::Receiver<SocketEvent>,
+    handshake: Option<String>,
+    connect: Option<String>,
+}
+
+impl Failures {
+    fn new(socket: &Socket) -> Self {
+        Failures {
+            events: socket.monitor(),
+            handshake: None,
+            connect: None,
+        }
+    }
+
+    /// Reads the events so far.
+    fn update(&mut self) {
+        loop {
+            match self.events.try_recv() {
+                Ok(SocketEvent::HandshakeFailed { reason, .. }) => self.handshake = Some(reason),
+                Ok(SocketEvent::ConnectFailed { endpoint, reason }) => {
+                    self.connect = Some(format!("{endpoint}: {reason}"));
+                }
+                Ok(SocketEvent::Connected { .. }) => self.connect = None,
+                Ok(_) => {}
+                // Missed old events: the latest ones are what matter.
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// ` (last handshake failure: …)`, or nothing if none was seen.
+    fn suffix(&mut self) -> String {
+        self.update();
+        match (&self.handshake, &self.connect) {
+            (Some(h), _) => format!(" (last handshake failure: {h})"),
+            (None, Some(c)) => format!(" (last connection failure: {c})"),
+            (None, None) => String::new(),
+        }
+    }
+}
+
+/// A bind or connect error; PLAIN's refusal of a clear-text transport gets
+/// this command's flag as the way out.
+fn attach_error(e: Error) -> crate::BoxError {
+    match e {
+        Error::Insecure(msg) => {
+            format!("{msg} (on the command line: --allow-plaintext-password)").into()
+        }
+        other => other.into(),
+    }
 }
 
 fn options(args: &Args) -> Options {
@@ -112,15 +406,16 @@ fn options(args: &Args) -> Options {
     o
 }
 
-async fn main_loop(args: Args) -> Result<ExitCode, crate::BoxError> {
+async fn main_loop(args: Args, security: Security) -> Result<ExitCode, crate::BoxError> {
     let kind = args.kind;
-    let mut socket = Socket::with_options(kind, options(&args));
+    let mut socket = Socket::with_options(kind, options(&args).security(security));
+    let mut failures = Failures::new(&socket);
     for ep in &args.bind {
-        let bound = socket.bind(ep).await?;
+        let bound = socket.bind(ep).await.map_err(attach_error)?;
         eprintln!("bound {bound}");
     }
     for ep in &args.connect {
-        socket.connect_now(ep).await?;
+        socket.connect_now(ep).await.map_err(attach_error)?;
     }
     if matches!(kind, SocketType::Sub) {
         if args.subscribe.is_empty() {
@@ -171,7 +466,7 @@ async fn main_loop(args: Args) -> Result<ExitCode, crate::BoxError> {
                     }
                     if let Some(path) = &args.send_file {
                         let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                        send(&mut socket, Message::from(data), timeout).await?;
+                        send(&mut socket, Message::from(data), timeout, &mut failures).await?;
                         awaiting_reply = kind == SocketType::Req;
                         deadline = timeout.map(|t| Instant::now() + t);
                     }
@@ -189,7 +484,7 @@ async fn main_loop(args: Args) -> Result<ExitCode, crate::BoxError> {
                     tracing::warn!("{kind} sockets cannot send; ignoring a line from stdin");
                     continue;
                 }
-                send(&mut socket, msg, timeout).await?;
+                send(&mut socket, msg, timeout, &mut failures).await?;
                 awaiting_reply = kind == SocketType::Req;
                 must_reply = false;
                 deadline = timeout.map(|t| Instant::now() + t);
@@ -204,14 +499,14 @@ async fn main_loop(args: Args) -> Result<ExitCode, crate::BoxError> {
                 awaiting_reply = false;
                 deadline = timeout.map(|t| Instant::now() + t);
                 if args.echo {
-                    send(&mut socket, msg, timeout).await?;
+                    send(&mut socket, msg, timeout, &mut failures).await?;
                 } else if kind == SocketType::Rep {
                     must_reply = true;
                 }
             }
             () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() && do_recv => {
                 let secs = args.timeout.unwrap_or_default();
-                return Err(format!("timed out: nothing received for {secs} seconds").into());
+                return Err(format!("timed out: nothing received for {secs} seconds{}", failures.suffix()).into());
             }
         }
     }
@@ -223,13 +518,15 @@ async fn send(
     socket: &mut Socket,
     msg: Message,
     timeout: Option<Duration>,
+    failures: &mut Failures,
 ) -> Result<(), crate::BoxError> {
     match timeout {
         Some(t) => match tokio::time::timeout(t, socket.send(msg)).await {
             Ok(r) => Ok(r?),
             Err(_) => Err(format!(
-                "timed out: could not send for {} seconds (no peer ready to receive)",
-                t.as_secs_f64()
+                "timed out: could not send for {} seconds (no peer ready to receive){}",
+                t.as_secs_f64(),
+                failures.suffix()
             )
             .into()),
         },

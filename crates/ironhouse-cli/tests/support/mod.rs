@@ -502,3 +502,316 @@ pub fn port_of(ep: &str) -> u16 {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in endpoint {ep:?}"))
 }
+
+// ------------------------------------------------------------------ security
+
+/// The implementation that really runs for `imp` (pyzmq for both under
+/// `IRONHOUSE_INTEROP_SELFCHECK=1`), for checks of implementation-specific
+/// output.
+pub fn effective(imp: Impl) -> Impl {
+    if selfcheck() {
+        Impl::Pyzmq
+    } else {
+        imp
+    }
+}
+
+/// Security flags, the same for both implementations (see `ironhouse socket
+/// --help` and `interop/peer.py`).
+impl Spec {
+    fn path_arg(self, flag: &str, path: &Path) -> Self {
+        self.arg(flag).arg(path.to_str().expect("utf-8 temp path"))
+    }
+    pub fn timeout(self, secs: f64) -> Self {
+        self.arg("--timeout").arg(&secs.to_string())
+    }
+    pub fn linger(self, secs: f64) -> Self {
+        self.arg("--linger").arg(&secs.to_string())
+    }
+    /// CURVE server with the key pair in `secret` (a `.key_secret` file).
+    pub fn curve_server(self, secret: &Path) -> Self {
+        self.path_arg("--curve-server", secret)
+    }
+    /// CURVE client with the key pair in `secret`; `server_key` is the
+    /// server's `.key` file or its Z85 key.
+    pub fn curve_client(self, secret: &Path, server_key: &str) -> Self {
+        self.path_arg("--curve-client", secret)
+            .arg("--curve-serverkey")
+            .arg(server_key)
+    }
+    /// IronHouse: admit the clients whose `.key` is in `dir` (ironhouse's own
+    /// authenticator; pyzmq's ThreadAuthenticator in peer.py).
+    pub fn authorized(self, dir: &Path) -> Self {
+        self.path_arg("--authorized", dir)
+    }
+    /// peer.py only: pyzmq's ThreadAuthenticator with `configure_curve`.
+    pub fn zap_allow_dir(self, dir: &Path) -> Self {
+        self.path_arg("--zap-allow-dir", dir)
+    }
+    /// peer.py only: pyzmq's ThreadAuthenticator with `configure_plain`.
+    pub fn zap_passwords(self, table: &Path) -> Self {
+        self.path_arg("--zap-passwords", table)
+    }
+    pub fn plain_client(self, user: &str, password_file: &Path) -> Self {
+        self.arg("--plain-user")
+            .arg(user)
+            .path_arg("--plain-password-file", password_file)
+    }
+    pub fn plain_server(self, table: &Path) -> Self {
+        self.path_arg("--plain-server", table)
+    }
+    pub fn allow_plaintext_password(self) -> Self {
+        self.arg("--allow-plaintext-password")
+    }
+    pub fn allow_insecure_key_permissions(self) -> Self {
+        self.arg("--allow-insecure-key-permissions")
+    }
+
+    /// Runs `ironhouse socket` with these arguments, without asking for
+    /// python (for the offline suites).
+    pub fn spawn_ironhouse(&self) -> Peer {
+        Peer::spawn_ironhouse(&self.args)
+    }
+}
+
+/// `s` without ANSI colour sequences (the log lines of ironhouse have them).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl Peer {
+    /// Spawns `ironhouse socket <args>` without the python check and
+    /// whatever `IRONHOUSE_INTEROP_SELFCHECK` says.
+    pub fn spawn_ironhouse(args: &[String]) -> Peer {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironhouse"));
+        cmd.arg("socket")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let name = format!("#{n} ironhouse {}", args.join(" "));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (out_tx, out_rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            loop {
+                let mut line = Vec::new();
+                match r.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if line.last() == Some(&b'\n') {
+                            line.pop();
+                        }
+                        if out_tx.send(line).is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+        let (err_tx, err_rx) = mpsc::channel();
+        let stderr_log = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&stderr_log);
+        thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        let line = String::from_utf8_lossy(&buf).trim_end().to_string();
+                        log.lock().unwrap().push(line.clone());
+                        let _ = err_tx.send(line);
+                    }
+                }
+            }
+        });
+        Peer {
+            name,
+            child,
+            stdin,
+            stdout: out_rx,
+            stderr: err_rx,
+            stderr_log,
+            stdout_log: Vec::new(),
+        }
+    }
+
+    /// Every stderr line so far, colours removed.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.stderr_log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| strip_ansi(l))
+            .collect()
+    }
+
+    /// The first stderr line containing all of `needles`, waiting up to `wait`.
+    pub fn stderr_within(&self, needles: &[&str], wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(l) = self
+                .stderr_lines()
+                .into_iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+            {
+                return Some(l);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Fails the test unless a stderr line containing all of `needles`
+    /// appears within [`LINE_WAIT`]. Returns the line.
+    pub fn expect_stderr(&self, needles: &[&str]) -> String {
+        match self.stderr_within(needles, LINE_WAIT) {
+            Some(l) => l,
+            None => panic!(
+                "no stderr line with {needles:?} within {LINE_WAIT:?}\n{}",
+                self.diagnostics()
+            ),
+        }
+    }
+
+    /// Fails the test if a stderr line containing all of `needles` shows up
+    /// within `wait`.
+    pub fn expect_no_stderr(&self, needles: &[&str], wait: Duration) {
+        if let Some(l) = self.stderr_within(needles, wait) {
+            panic!("unexpected stderr line {l:?}\n{}", self.diagnostics());
+        }
+    }
+
+    /// Asserts the process exits non-zero within [`EXIT_WAIT`] and says, on
+    /// a stderr line, all of `needles` (put the error's prefix among them,
+    /// such as `ironhouse: error:`). Returns that line.
+    pub fn expect_error(&mut self, needles: &[&str]) -> String {
+        self.expect_failure();
+        // The reader thread may still be behind the exit by a line or two.
+        match self.stderr_within(needles, Duration::from_secs(5)) {
+            Some(l) => l,
+            None => panic!(
+                "exited without saying {needles:?} on stderr\n{}",
+                self.diagnostics()
+            ),
+        }
+    }
+}
+
+/// A fresh folder in the temp dir, removed on drop.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let path = std::env::temp_dir().join(format!(
+            "ironhouse-sec-{}-{tag}-{n}-{nanos}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+        TempDir { path }
+    }
+
+    pub fn join(&self, p: &str) -> PathBuf {
+        self.path.join(p)
+    }
+
+    /// A sub-folder, created.
+    pub fn subdir(&self, name: &str) -> PathBuf {
+        let p = self.path.join(name);
+        std::fs::create_dir_all(&p)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", p.display()));
+        p
+    }
+
+    /// Writes a file with `mode`.
+    pub fn write(&self, name: &str, contents: &str, mode: u32) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path.join(name);
+        std::fs::write(&p, contents)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", p.display()));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A CURVE key pair's certificate files and public key.
+#[derive(Clone, Debug)]
+pub struct KeyPair {
+    pub public_file: PathBuf,
+    pub secret_file: PathBuf,
+    /// Z85.
+    pub public_key: String,
+}
+
+/// Makes a key pair with `ironhouse keygen --layout plain --dir DIR --id ID`.
+pub fn keygen(dir: &Path, id: &str) -> KeyPair {
+    let out = Command::new(env!("CARGO_BIN_EXE_ironhouse"))
+        .args(["keygen", "--layout", "plain", "--id", id, "--dir"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ironhouse keygen");
+    assert!(
+        out.status.success(),
+        "ironhouse keygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("utf-8 keygen output");
+    let field = |what: &str| -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(what).and_then(|r| r.strip_prefix(' ')))
+            .unwrap_or_else(|| panic!("keygen printed no {what}: {text}"))
+            .to_string()
+    };
+    KeyPair {
+        public_file: PathBuf::from(field("public-file")),
+        secret_file: PathBuf::from(field("secret-file")),
+        public_key: field("public-key"),
+    }
+}
+
+/// Copies a client's public certificate into an allow-list folder as `<name>.key`.
+pub fn authorize(dir: &Path, name: &str, key: &KeyPair) -> PathBuf {
+    let to = dir.join(format!("{name}.key"));
+    std::fs::copy(&key.public_file, &to)
+        .unwrap_or_else(|e| panic!("cannot copy {}: {e}", key.public_file.display()));
+    to
+}
