@@ -1,8 +1,9 @@
-//! Endpoint strings: `tcp://host:port` and `ipc://path`, as ZeroMQ writes them.
+//! Endpoint strings: `tcp://host:port`, `ipc://path` and `tls://host:port`,
+//! as ZeroMQ writes them (`tls://` is ironhouse's: ZMTP inside TLS).
 //!
 //! `tcp://*:port` binds every interface; port `*` or `0` picks a free port
 //! (the bound socket reports the real one). IPv6 addresses go in brackets:
-//! `tcp://[::1]:5555`.
+//! `tcp://[::1]:5555`. `tls://` takes the same forms as `tcp://`.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +25,15 @@ pub enum Endpoint {
     },
     /// A Unix domain socket at a file-system path.
     Ipc(PathBuf),
+    /// TLS over TCP: same host and port forms as [`Endpoint::Tcp`]. The
+    /// client checks the server's certificate against `host` unless told
+    /// another name.
+    Tls {
+        /// Host name or address; `*` binds all interfaces.
+        host: String,
+        /// Port number.
+        port: u16,
+    },
 }
 
 impl Endpoint {
@@ -34,24 +44,35 @@ impl Endpoint {
     /// [`Error::InvalidEndpoint`] for `tcp://*:port` and port 0.
     pub fn check_connectable(&self) -> Result<(), Error> {
         match self {
-            Endpoint::Tcp { host, .. } if host == "*" => Err(Error::InvalidEndpoint {
-                endpoint: self.to_string(),
-                reason: "cannot connect to *; name a host".into(),
-            }),
-            Endpoint::Tcp { port: 0, .. } => Err(Error::InvalidEndpoint {
-                endpoint: self.to_string(),
-                reason: "cannot connect to port 0 or *; name a port".into(),
-            }),
+            Endpoint::Tcp { host, .. } | Endpoint::Tls { host, .. } if host == "*" => {
+                Err(Error::InvalidEndpoint {
+                    endpoint: self.to_string(),
+                    reason: "cannot connect to *; name a host".into(),
+                })
+            }
+            Endpoint::Tcp { port: 0, .. } | Endpoint::Tls { port: 0, .. } => {
+                Err(Error::InvalidEndpoint {
+                    endpoint: self.to_string(),
+                    reason: "cannot connect to port 0 or *; name a port".into(),
+                })
+            }
             _ => Ok(()),
         }
     }
 
-    /// The scheme, for messages: `tcp` or `ipc`.
+    /// The scheme, for messages: `tcp`, `ipc` or `tls`.
     pub fn scheme(&self) -> &'static str {
         match self {
             Endpoint::Tcp { .. } => "tcp",
             Endpoint::Ipc(_) => "ipc",
+            Endpoint::Tls { .. } => "tls",
         }
+    }
+
+    /// Whether the transport itself encrypts (`tls://`): PLAIN passwords are
+    /// then safe to send.
+    pub fn is_encrypted(&self) -> bool {
+        matches!(self, Endpoint::Tls { .. })
     }
 }
 
@@ -62,6 +83,10 @@ impl fmt::Display for Endpoint {
                 write!(f, "tcp://[{host}]:{port}")
             }
             Endpoint::Tcp { host, port } => write!(f, "tcp://{host}:{port}"),
+            Endpoint::Tls { host, port } if host.contains(':') => {
+                write!(f, "tls://[{host}]:{port}")
+            }
+            Endpoint::Tls { host, port } => write!(f, "tls://{host}:{port}"),
             Endpoint::Ipc(p) => write!(f, "ipc://{}", p.display()),
         }
     }
@@ -79,7 +104,7 @@ impl FromStr for Endpoint {
             .split_once("://")
             .ok_or_else(|| bad("expected scheme://address, for example tcp://127.0.0.1:5555"))?;
         match scheme {
-            "tcp" => {
+            "tcp" | "tls" => {
                 let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
                     let (h, p) = v6
                         .split_once("]:")
@@ -92,7 +117,9 @@ impl FromStr for Endpoint {
                     return Err(bad("missing host (use * to bind every interface)"));
                 }
                 if host.contains(':') && !rest.starts_with('[') {
-                    return Err(bad("IPv6 addresses must be in brackets: tcp://[::1]:5555"));
+                    return Err(bad(&format!(
+                        "IPv6 addresses must be in brackets: {scheme}://[::1]:5555"
+                    )));
                 }
                 let port = match port {
                     "*" => 0,
@@ -100,9 +127,11 @@ impl FromStr for Endpoint {
                         .parse::<u16>()
                         .map_err(|_| bad("port must be a number from 0 to 65535, or *"))?,
                 };
-                Ok(Endpoint::Tcp {
-                    host: host.to_string(),
-                    port,
+                let host = host.to_string();
+                Ok(if scheme == "tls" {
+                    Endpoint::Tls { host, port }
+                } else {
+                    Endpoint::Tcp { host, port }
                 })
             }
             "ipc" => {
@@ -111,10 +140,10 @@ impl FromStr for Endpoint {
                 }
                 Ok(Endpoint::Ipc(PathBuf::from(rest)))
             }
-            "tls" | "inproc" | "pgm" | "epgm" | "udp" | "ws" | "wss" => {
-                Err(bad("transport not supported yet (use tcp:// or ipc://)"))
-            }
-            _ => Err(bad("unknown transport (use tcp:// or ipc://)")),
+            "inproc" | "pgm" | "epgm" | "udp" | "ws" | "wss" => Err(bad(
+                "transport not supported (use tcp://, ipc:// or tls://)",
+            )),
+            _ => Err(bad("unknown transport (use tcp://, ipc:// or tls://)")),
         }
     }
 }
@@ -131,6 +160,9 @@ mod tests {
             ("tcp://[::1]:80", "tcp://[::1]:80"),
             ("tcp://localhost:1", "tcp://localhost:1"),
             ("ipc:///tmp/x.sock", "ipc:///tmp/x.sock"),
+            ("tls://localhost:5555", "tls://localhost:5555"),
+            ("tls://*:*", "tls://*:0"),
+            ("tls://[::1]:443", "tls://[::1]:443"),
         ] {
             assert_eq!(s.parse::<Endpoint>().unwrap().to_string(), want);
         }
@@ -147,9 +179,20 @@ mod tests {
             "udp://x:1",
             "ipc://",
             "foo://x",
+            "tls://host",
+            "tls://::1:5",
         ] {
             let e = s.parse::<Endpoint>().unwrap_err().to_string();
             assert!(e.contains(s), "{e}");
         }
+        let tls: Endpoint = "tls://127.0.0.1:9".parse().unwrap();
+        assert!(tls.is_encrypted() && tls.scheme() == "tls");
+        assert!("tls://*:9"
+            .parse::<Endpoint>()
+            .unwrap()
+            .check_connectable()
+            .is_err());
+        let e = "udp://x:1".parse::<Endpoint>().unwrap_err().to_string();
+        assert!(e.contains("tls://"), "{e}");
     }
 }

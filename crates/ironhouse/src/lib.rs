@@ -3,7 +3,8 @@
 //! ZeroMQ-compatible sockets on tokio, speaking ZMTP 3.1 on the wire, so any
 //! ZeroMQ binding (libzmq, pyzmq, JeroMQ, NetMQ) is a peer. The protocol
 //! itself lives in [`ironhouse_zmtp`], which does no I/O; this crate drives it
-//! over transports (`tcp://`, `ipc://`) and implements the socket patterns:
+//! over transports (`tcp://`, `ipc://`, `tls://` with rustls) and implements
+//! the socket patterns:
 //! REQ/REP, DEALER/ROUTER, PUB/SUB (and XPUB/XSUB), PUSH/PULL and PAIR, with
 //! reconnection, high-water marks, linger and heartbeats.
 //!
@@ -45,5 +46,6 @@ pub use monitor::SocketEvent;
 pub use options::Options;
 pub use security::Security;
 pub use socket::{hex, Socket};
+pub use transport::tls::{TlsClient, TlsServer};
 
 pub use bytes::Bytes;

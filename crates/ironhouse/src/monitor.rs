@@ -3,6 +3,8 @@
 
 use ironhouse_zmtp::{CurvePublicKey, SocketType};
 
+use crate::security::PeerCertificate;
+
 /// Something that happened to one of a socket's connections.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -22,6 +24,9 @@ pub enum SocketEvent {
         user_id: Option<String>,
         /// The peer's CURVE public key (CURVE only).
         public_key: Option<CurvePublicKey>,
+        /// The peer's TLS certificate (`tls://`: always the server's on a
+        /// client; the client's on a server that requires client certificates).
+        tls_peer: Option<Box<PeerCertificate>>,
     },
     /// A connection attempt failed (the socket retries with backoff).
     ConnectFailed {

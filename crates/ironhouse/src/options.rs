@@ -6,6 +6,7 @@ use bytes::Bytes;
 use ironhouse_zmtp::Heartbeat;
 
 use crate::security::Security;
+use crate::transport::tls::{TlsClient, TlsServer};
 
 /// Options for a [`Socket`](crate::Socket). Build with the setters:
 ///
@@ -60,6 +61,13 @@ pub struct Options {
     pub security: Security,
     /// ZAP domain passed to the authenticator. Default empty.
     pub zap_domain: String,
+    /// Certificate and key for binding `tls://` (and, optionally, the CA
+    /// client certificates must come from). Required to bind `tls://`.
+    pub tls_server: Option<TlsServer>,
+    /// Whom to trust when connecting to `tls://` (CA certificates or a pinned
+    /// fingerprint) and an optional client certificate. Required to connect
+    /// to `tls://`.
+    pub tls_client: Option<TlsClient>,
 }
 
 impl Default for Options {
@@ -79,6 +87,8 @@ impl Default for Options {
             router_mandatory: false,
             security: Security::Null,
             zap_domain: String::new(),
+            tls_server: None,
+            tls_client: None,
         }
     }
 }
@@ -139,6 +149,30 @@ impl Options {
     /// Sets [`Options::zap_domain`].
     pub fn zap_domain(mut self, domain: impl Into<String>) -> Self {
         self.zap_domain = domain.into();
+        self
+    }
+    /// Sets [`Options::tls_server`], for binding `tls://`.
+    ///
+    /// ```no_run
+    /// use ironhouse::transport::tls::TlsServer;
+    /// let opts = ironhouse::Options::default()
+    ///     .tls_server(TlsServer::from_pem_files("server.pem", "server.key")?);
+    /// # Ok::<(), ironhouse::security::pki::PkiError>(())
+    /// ```
+    pub fn tls_server(mut self, server: TlsServer) -> Self {
+        self.tls_server = Some(server);
+        self
+    }
+    /// Sets [`Options::tls_client`], for connecting to `tls://`.
+    ///
+    /// ```no_run
+    /// use ironhouse::transport::tls::TlsClient;
+    /// let opts = ironhouse::Options::default()
+    ///     .tls_client(TlsClient::trusting_ca_file("ca.pem")?);
+    /// # Ok::<(), ironhouse::security::pki::PkiError>(())
+    /// ```
+    pub fn tls_client(mut self, client: TlsClient) -> Self {
+        self.tls_client = Some(client);
         self
     }
     /// Sets [`Options::router_mandatory`].

@@ -19,7 +19,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::monitor::SocketEvent;
 use crate::pipe::Pipe;
-use crate::security::{AuthDecision, AuthRequest};
+use crate::security::{AuthDecision, AuthRequest, PeerCertificate};
 use crate::socket::peers::{Outbound, PeerId, Shared};
 use crate::transport::Conn;
 use crate::Error;
@@ -89,6 +89,7 @@ pub(crate) async fn run(
         shared,
         id,
         peer: conn.peer.clone(),
+        tls_peer: conn.tls_peer.clone(),
         routing_id: Bytes::new(),
         active: false,
         pending_in: VecDeque::new(),
@@ -120,11 +121,27 @@ fn prepare_read_buffer(rbuf: &mut BytesMut, wanted: usize) {
         rbuf.reserve(READ_CHUNK);
     }
 }
+
+/// Writes `slices`, or flushes when there is nothing to write. Returns the
+/// bytes written, `None` for a flush.
+async fn write_or_flush(
+    writer: &mut crate::transport::WriteHalf,
+    slices: &[IoSlice<'_>],
+) -> std::io::Result<Option<usize>> {
+    if slices.is_empty() {
+        writer.flush().await.map(|()| None)
+    } else {
+        writer.write_vectored(slices).await.map(Some)
+    }
+}
+
 struct Session<'a> {
     engine: Connection,
     shared: &'a Arc<Shared>,
     id: PeerId,
     peer: String,
+    /// `tls://`: the peer's certificate, for the authenticator and monitor.
+    tls_peer: Option<PeerCertificate>,
     routing_id: Bytes,
     active: bool,
     /// Received messages waiting for room in the socket's receive queue.
@@ -138,14 +155,18 @@ impl Session<'_> {
         let Conn {
             mut reader,
             mut writer,
+            buffered,
             ..
         } = conn;
+        // A buffering writer (TLS) may hold bytes after a write returns;
+        // they are flushed once the engine has nothing more to give it.
+        let mut unflushed = false;
         let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
         let mut batch: VecDeque<Outbound> = VecDeque::with_capacity(BATCH);
         let mut draining = false;
         let mut linger_deadline: Option<Instant> = None;
         loop {
-            if draining && self.engine.transmit().is_empty() {
+            if draining && self.engine.transmit().is_empty() && !unflushed {
                 let _ = timeout(Duration::from_secs(1), writer.shutdown()).await;
                 return End::SocketClosed;
             }
@@ -165,9 +186,13 @@ impl Session<'_> {
             let inbox = self.inbox;
             tokio::select! {
                 biased;
-                r = writer.write_vectored(&slices[..nslices]), if nslices > 0 => match r {
-                    Ok(0) => return self.io_end(std::io::ErrorKind::WriteZero.into()),
-                    Ok(n) => self.engine.transmit().advance(n),
+                r = write_or_flush(&mut writer, &slices[..nslices]), if nslices > 0 || unflushed => match r {
+                    Ok(Some(0)) => return self.io_end(std::io::ErrorKind::WriteZero.into()),
+                    Ok(Some(n)) => {
+                        self.engine.transmit().advance(n);
+                        unflushed = buffered;
+                    }
+                    Ok(None) => unflushed = false,
                     Err(e) => return self.io_end(e),
                 },
                 () = inbox.room(), if !self.pending_in.is_empty() => {
@@ -298,6 +323,7 @@ impl Session<'_> {
                         peer_type: info.socket_type,
                         user_id: info.user_id.clone(),
                         public_key: info.public_key,
+                        tls_peer: self.tls_peer.clone().map(Box::new),
                     });
                 }
                 Event::Authenticate(req) => {
@@ -350,6 +376,7 @@ impl Session<'_> {
                 None
             },
             metadata: req.peer_metadata,
+            tls_peer: self.tls_peer.clone(),
         };
         match auth.authenticate(&request) {
             AuthDecision::Allow { user_id } => AuthReply::Allow { user_id },

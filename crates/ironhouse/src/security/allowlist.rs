@@ -328,6 +328,7 @@ mod tests {
             username: None,
             password: None,
             metadata: Metadata::new(),
+            tls_peer: None,
         }
     }
 

@@ -7,13 +7,16 @@ use std::net::IpAddr;
 
 use ironhouse_zmtp::{CurvePublicKey, Metadata};
 
+use super::pki::PeerCertificate;
+
 /// What an authenticator is asked (ZAP's request).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AuthRequest {
     /// ZAP domain: the socket's security domain (empty by default).
     pub domain: String,
-    /// The peer's address, as an endpoint string (`tcp://1.2.3.4:5678`).
+    /// The peer's address, as an endpoint string (`tcp://1.2.3.4:5678`,
+    /// `tls://1.2.3.4:5678`, `ipc:///path`).
     pub address: String,
     /// `"NULL"`, `"PLAIN"` or `"CURVE"`.
     pub mechanism: &'static str,
@@ -25,6 +28,10 @@ pub struct AuthRequest {
     pub password: Option<String>,
     /// The peer's handshake metadata so far.
     pub metadata: Metadata,
+    /// `tls://` with client certificates: the client's certificate, already
+    /// verified against the server's CA (subject, DNS names, IP addresses,
+    /// fingerprint). `None` on other transports.
+    pub tls_peer: Option<PeerCertificate>,
 }
 
 /// An authenticator's answer (ZAP's reply).
@@ -193,7 +200,9 @@ impl<A: Authenticator> AddressFilter<A> {
 }
 
 fn ip_of(address: &str) -> Option<IpAddr> {
-    let rest = address.strip_prefix("tcp://")?;
+    let rest = address
+        .strip_prefix("tcp://")
+        .or_else(|| address.strip_prefix("tls://"))?;
     let host = rest
         .rsplit_once(':')?
         .0
@@ -226,6 +235,7 @@ mod tests {
             username: Some("admin".into()),
             password: Some("pw".into()),
             metadata: Metadata::new(),
+            tls_peer: None,
         }
     }
 
@@ -258,6 +268,14 @@ mod tests {
         assert!(matches!(
             f.authenticate(&req("tcp://10.0.0.1:5")),
             AuthDecision::Deny { status: 400, .. }
+        ));
+        assert!(matches!(
+            f.authenticate(&req("tls://127.0.0.1:5")),
+            AuthDecision::Allow { .. }
+        ));
+        assert!(matches!(
+            f.authenticate(&req("tls://10.0.0.1:5")),
+            AuthDecision::Deny { .. }
         ));
         let f = AddressFilter::new(vec![], vec!["::1".parse().unwrap()], AllowAny);
         assert!(matches!(

@@ -770,7 +770,7 @@ fn utc_now() -> String {
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (era arithmetic:
 /// 400-year eras of 146097 days, years starting on March 1st).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -7,6 +7,12 @@
 //! | [`Security::curve_server`] + [`AllowAny`] | encryption, server authenticated | StoneHouse |
 //! | [`Security::curve_server`] + [`CurveAllowList`] | both sides authenticated | IronHouse |
 //! | [`Security::plain_server`] + [`PasswordTable`] | passwords (over TLS only) | tlspyo's password |
+//! | `tls://` with [`TlsServer`](crate::TlsServer) and a trusting or pinning [`TlsClient`](crate::TlsClient) | encryption, server authenticated | tlspyo TLS, RPyC `ssl_connect` |
+//! | `tls://` with [`TlsServer::require_client_certs_from`](crate::TlsServer::require_client_certs_from) | both sides authenticated; the client's [`PeerCertificate`] reaches the authenticator | RPyC `SSLAuthenticator` |
+//!
+//! TLS is a transport: any mechanism above runs inside it (PLAIN needs no
+//! `allow_plaintext_password` there; CURVE over TLS works too). [`pki`] loads
+//! PEM certificates and keys and computes the fingerprints clients pin.
 //!
 //! Decisions follow ZAP's semantics (RFC 27) through one [`Authenticator`]
 //! trait: a request (domain, peer address, mechanism, credentials) gets
@@ -16,6 +22,7 @@
 mod allowlist;
 mod auth;
 pub mod certs;
+pub mod pki;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,6 +32,7 @@ use ironhouse_zmtp::{CurveKeyPair, CurvePublicKey, Mechanism, ProtocolError};
 
 pub use allowlist::CurveAllowList;
 pub use auth::{AddressFilter, AllowAny, AuthDecision, AuthRequest, Authenticator, PasswordTable};
+pub use pki::{Fingerprint, PeerCertificate};
 
 /// The security mechanism of a socket and, on the server side, its authenticator.
 #[derive(Clone, Default)]

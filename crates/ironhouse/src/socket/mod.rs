@@ -120,14 +120,16 @@ impl Socket {
     ///
     /// # Errors
     /// [`Error::InvalidEndpoint`] for a malformed string, [`Error::Bind`]
-    /// when the address is in use or not available.
+    /// when the address is in use or not available, or for `tls://` without
+    /// [`Options::tls_server`], [`Error::Insecure`] for PLAIN over a
+    /// transport without encryption (unless allowed).
     ///
     /// # Cancel safety
     /// Cancel safe: if cancelled, nothing stays bound.
     pub async fn bind(&mut self, endpoint: &str) -> Result<Endpoint> {
         let ep: Endpoint = endpoint.parse()?;
-        self.check_transport(&ep)?;
-        let (listener, bound) = Listener::bind(&ep).await?;
+        self.check_transport(&ep, true)?;
+        let (listener, bound) = Listener::bind(&ep, &self.shared.options).await?;
         tracing::debug!(endpoint = %bound, "listening");
         self.shared.emit(SocketEvent::Listening {
             endpoint: bound.to_string(),
@@ -143,15 +145,17 @@ impl Socket {
     ///
     /// # Errors
     /// [`Error::InvalidEndpoint`] for a malformed endpoint or one that cannot
-    /// be connected to (`*`, port 0); an unreachable peer is not an error
-    /// (watch [`Socket::monitor`] or use [`Socket::connect_now`]).
+    /// be connected to (`*`, port 0); [`Error::Connect`] for `tls://`
+    /// without [`Options::tls_client`]; [`Error::Insecure`] as for `bind`.
+    /// An unreachable peer is not an error (watch [`Socket::monitor`] or use
+    /// [`Socket::connect_now`]).
     ///
     /// # Cancel safety
     /// Cancel safe.
     pub async fn connect(&mut self, endpoint: &str) -> Result<()> {
         let ep: Endpoint = endpoint.parse()?;
         ep.check_connectable()?;
-        self.check_transport(&ep)?;
+        self.check_transport(&ep, false)?;
         tasks::spawn_connector(self.shared.clone(), ep, None, self.tasks.guard());
         Ok(())
     }
@@ -162,23 +166,34 @@ impl Socket {
     /// disconnections still reconnect in the background.
     ///
     /// # Errors
-    /// [`Error::InvalidEndpoint`], or [`Error::Connect`] with the OS reason.
+    /// [`Error::InvalidEndpoint`], or [`Error::Connect`] with the OS reason
+    /// or, on `tls://`, why the TLS handshake failed and which side refused
+    /// (a client certificate the server refuses shows up later, as a
+    /// [`SocketEvent::HandshakeFailed`]: TLS 1.3 servers check it after the
+    /// client has finished its part).
     ///
     /// # Cancel safety
     /// Cancel safe: if cancelled, no connection is kept.
     pub async fn connect_now(&mut self, endpoint: &str) -> Result<()> {
         let ep: Endpoint = endpoint.parse()?;
         ep.check_connectable()?;
-        self.check_transport(&ep)?;
-        let conn = transport::connect(&ep).await?;
+        self.check_transport(&ep, false)?;
+        let conn = transport::connect(&ep, &self.shared.options).await?;
         tasks::spawn_connector(self.shared.clone(), ep, Some(conn), self.tasks.guard());
         Ok(())
     }
 
-    /// Refuses PLAIN on transports that would show the password.
-    fn check_transport(&self, ep: &Endpoint) -> Result<()> {
-        // tcp:// and ipc:// do not encrypt; tls:// will.
-        if self.shared.options.security.refuses_transport(false) {
+    /// Refuses PLAIN on transports that would show the password, and
+    /// `tls://` without the TLS configuration for this direction.
+    fn check_transport(&self, ep: &Endpoint, binding: bool) -> Result<()> {
+        let o = &self.shared.options;
+        if ep.is_encrypted()
+            && (binding && o.tls_server.is_none() || !binding && o.tls_client.is_none())
+        {
+            return Err(transport::missing_tls(ep, binding));
+        }
+        // tcp:// and ipc:// do not encrypt; tls:// does.
+        if o.security.refuses_transport(ep.is_encrypted()) {
             return Err(Error::Insecure(format!(
                 "PLAIN would send passwords in clear over {ep}; use tls:// or CURVE, or call Security::allow_plaintext_password() for trusted loopback tests"
             )));

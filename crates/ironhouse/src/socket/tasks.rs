@@ -15,7 +15,7 @@ use super::peers::{Outbound, PeerId, Shared};
 use crate::endpoint::Endpoint;
 use crate::monitor::SocketEvent;
 use crate::session::{self, End};
-use crate::transport::{self, Conn, Listener};
+use crate::transport::{self, Conn, Incoming, Listener};
 
 /// Knows when every task of a socket has finished: each task holds a guard
 /// (a sender clone); when all are dropped, the receiver sees the end.
@@ -78,9 +78,8 @@ pub(super) fn spawn_listener(shared: Arc<Shared>, listener: Listener, guard: Gua
         loop {
             tokio::select! {
                 r = listener.accept() => match r {
-                    Ok(conn) => {
-                        let (id, pipe, inbox) = shared.add_peer();
-                        tokio::spawn(accepted(shared.clone(), conn, pipe, inbox, id, guard.clone()));
+                    Ok(incoming) => {
+                        tokio::spawn(accepted(shared.clone(), incoming, guard.clone()));
                     }
                     Err(e) => {
                         // Usually out of file descriptors: back off instead of spinning.
@@ -97,15 +96,24 @@ pub(super) fn spawn_listener(shared: Arc<Shared>, listener: Listener, guard: Gua
     });
 }
 
-async fn accepted(
-    shared: Arc<Shared>,
-    conn: Conn,
-    pipe: Arc<Pipe<Outbound>>,
-    inbox: Arc<Pipe<Message>>,
-    id: PeerId,
-    guard: Guard,
-) {
-    let peer = conn.peer.clone();
+async fn accepted(shared: Arc<Shared>, incoming: Incoming, guard: Guard) {
+    let peer = incoming.peer().to_string();
+    // The TLS handshake (if any) runs here, not in the accept loop.
+    let mut closing = shared.closing.subscribe();
+    let conn = tokio::select! {
+        r = incoming.establish() => match r {
+            Ok(conn) => conn,
+            Err(e) => {
+                log_end(&shared, &peer, &End::Handshake(e.into()));
+                return;
+            }
+        },
+        () = closed(&mut closing) => return,
+    };
+    if *closing.borrow() {
+        return;
+    }
+    let (id, pipe, inbox) = shared.add_peer();
     let (end, _) = session::run(conn, &pipe, &inbox, &shared, id).await;
     // An accepted peer's queue dies with its connection, as in ZeroMQ.
     shared.deactivate(id, true);
@@ -156,7 +164,7 @@ async fn connector(
         let attempt = match first.take() {
             Some(c) => Ok(c),
             None => tokio::select! {
-                r = transport::connect(&ep) => r,
+                r = transport::connect(&ep, opts) => r,
                 () = closed(&mut closing), if linger_deadline.is_none() && !*closing.borrow() => continue,
             },
         };

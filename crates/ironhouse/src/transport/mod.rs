@@ -3,7 +3,11 @@
 //!
 //! `tcp://` sets TCP_NODELAY on every connection (ZMTP batches by itself;
 //! Nagle would only add latency). `ipc://` uses Unix domain sockets and, like
-//! libzmq, replaces a stale socket file when binding.
+//! libzmq, replaces a stale socket file when binding. `tls://` is TCP (with
+//! NODELAY) then a TLS handshake ([`tls`]), configured by
+//! [`Options::tls_server`] and [`Options::tls_client`].
+
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -12,7 +16,8 @@ use std::path::PathBuf;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 
-use crate::{Endpoint, Error, Result};
+use crate::security::PeerCertificate;
+use crate::{Endpoint, Error, Options, Result};
 
 /// The reading half of a connection.
 pub type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
@@ -27,19 +32,31 @@ pub struct Conn {
     pub writer: WriteHalf,
     /// The peer's address, as an endpoint string.
     pub peer: String,
+    /// `tls://`: what the peer's certificate says (the server's on a client;
+    /// the client's on a server that requires client certificates).
+    pub tls_peer: Option<PeerCertificate>,
+    /// The writer buffers (TLS): the session must flush it.
+    pub(crate) buffered: bool,
+}
+
+/// Sets NODELAY and names the peer, with `scheme` (`tcp` or `tls`).
+fn tcp_setup(s: &TcpStream, scheme: &str) -> io::Result<String> {
+    s.set_nodelay(true)?;
+    Ok(match s.peer_addr()? {
+        SocketAddr::V4(a) => format!("{scheme}://{a}"),
+        SocketAddr::V6(a) => format!("{scheme}://[{}]:{}", a.ip(), a.port()),
+    })
 }
 
 fn tcp_conn(s: TcpStream) -> io::Result<Conn> {
-    s.set_nodelay(true)?;
-    let peer = match s.peer_addr()? {
-        SocketAddr::V4(a) => format!("tcp://{a}"),
-        SocketAddr::V6(a) => format!("tcp://[{}]:{}", a.ip(), a.port()),
-    };
+    let peer = tcp_setup(&s, "tcp")?;
     let (r, w) = s.into_split();
     Ok(Conn {
         reader: Box::new(r),
         writer: Box::new(w),
         peer,
+        tls_peer: None,
+        buffered: false,
     })
 }
 
@@ -49,14 +66,39 @@ fn unix_conn(s: UnixStream, path: &std::path::Path) -> Conn {
         reader: Box::new(r),
         writer: Box::new(w),
         peer: format!("ipc://{}", path.display()),
+        tls_peer: None,
+        buffered: false,
     }
 }
 
-/// Opens a connection to `ep`.
+/// The error for `tls://` without the configuration it needs.
+pub(crate) fn missing_tls(ep: &Endpoint, binding: bool) -> Error {
+    let source = io::Error::new(
+        io::ErrorKind::InvalidInput,
+        if binding {
+            "tls:// needs a server certificate and key: set Options::tls_server"
+        } else {
+            "tls:// needs to know which servers to trust: set Options::tls_client"
+        },
+    );
+    let endpoint = ep.to_string();
+    if binding {
+        Error::Bind { endpoint, source }
+    } else {
+        Error::Connect { endpoint, source }
+    }
+}
+
+/// Opens a connection to `ep`; on `tls://`, also runs the TLS handshake
+/// (bounded by [`Options::handshake_timeout`]) with [`Options::tls_client`].
 ///
 /// # Errors
-/// [`Error::Connect`] with the OS reason (refused, unreachable, unknown host).
-pub async fn connect(ep: &Endpoint) -> Result<Conn> {
+/// [`Error::Connect`] with the OS reason (refused, unreachable, unknown host)
+/// or, on `tls://`, why the handshake failed and which side refused.
+///
+/// # Cancel safety
+/// Cancel safe: nothing is kept.
+pub async fn connect(ep: &Endpoint, options: &Options) -> Result<Conn> {
     let err = |source| Error::Connect {
         endpoint: ep.to_string(),
         source,
@@ -69,6 +111,18 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn> {
                 .map_err(err)?;
             tcp_conn(s).map_err(err)
         }
+        Endpoint::Tls { host, port } => {
+            let Some(client) = &options.tls_client else {
+                return Err(missing_tls(ep, false));
+            };
+            let s = TcpStream::connect((host.as_str(), *port))
+                .await
+                .map_err(err)?;
+            let peer = tcp_setup(&s, "tls").map_err(err)?;
+            tls::connect(s, peer, host, client, options.handshake_timeout)
+                .await
+                .map_err(err)
+        }
         Endpoint::Ipc(path) => {
             let s = UnixStream::connect(path).await.map_err(err)?;
             Ok(unix_conn(s, path))
@@ -77,42 +131,105 @@ pub async fn connect(ep: &Endpoint) -> Result<Conn> {
 }
 
 /// A bound listener.
-pub enum Listener {
-    /// TCP.
+pub struct Listener {
+    kind: Kind,
+}
+
+enum Kind {
     Tcp(TcpListener),
-    /// Unix domain socket, with its path (removed on drop).
+    Tls(TcpListener, tls::Acceptor),
+    /// With its path (removed on drop).
     Ipc(UnixListener, PathBuf),
+}
+
+/// A connection just accepted; on `tls://` its handshake is still to run
+/// ([`Incoming::establish`]), so the accept loop never waits for it.
+pub struct Incoming {
+    peer: String,
+    state: IncomingState,
+}
+
+enum IncomingState {
+    Ready(Conn),
+    Tls(TcpStream, tls::Acceptor),
+}
+
+impl Incoming {
+    /// The peer's address, as an endpoint string.
+    pub fn peer(&self) -> &str {
+        &self.peer
+    }
+
+    /// Finishes setting up the connection: the TLS handshake on `tls://`
+    /// (bounded by the listener's handshake timeout), nothing otherwise.
+    ///
+    /// # Errors
+    /// Why the TLS handshake failed, naming the side that refused.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the connection is dropped.
+    pub async fn establish(self) -> io::Result<Conn> {
+        match self.state {
+            IncomingState::Ready(conn) => Ok(conn),
+            IncomingState::Tls(tcp, acceptor) => acceptor.accept(tcp, self.peer).await,
+        }
+    }
+}
+
+fn bound_tcp(l: &TcpListener, host: &str, tls: bool) -> io::Result<Endpoint> {
+    let local = l.local_addr()?;
+    let host = if host == "*" {
+        host.to_string()
+    } else {
+        local.ip().to_string()
+    };
+    let port = local.port();
+    Ok(if tls {
+        Endpoint::Tls { host, port }
+    } else {
+        Endpoint::Tcp { host, port }
+    })
 }
 
 impl Listener {
     /// Binds `ep`. Returns the listener and the endpoint actually bound (with
-    /// the real port when the port was `*` or 0).
+    /// the real port when the port was `*` or 0). `tls://` needs
+    /// [`Options::tls_server`].
     ///
     /// # Errors
-    /// [`Error::Bind`] (address in use, permission denied, unknown host).
-    pub async fn bind(ep: &Endpoint) -> Result<(Listener, Endpoint)> {
+    /// [`Error::Bind`] (address in use, permission denied, unknown host, no
+    /// TLS configuration).
+    pub async fn bind(ep: &Endpoint, options: &Options) -> Result<(Listener, Endpoint)> {
         let err = |source| Error::Bind {
             endpoint: ep.to_string(),
             source,
         };
         match ep {
-            Endpoint::Tcp { host, port } => {
+            Endpoint::Tcp { host, port } | Endpoint::Tls { host, port } => {
+                let tls = match ep {
+                    Endpoint::Tls { .. } => {
+                        let Some(server) = &options.tls_server else {
+                            return Err(missing_tls(ep, true));
+                        };
+                        let acceptor = server
+                            .acceptor(options.handshake_timeout)
+                            .map_err(|e| err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+                        Some(acceptor)
+                    }
+                    _ => None,
+                };
                 let h = if host == "*" {
                     "0.0.0.0"
                 } else {
                     host.as_str()
                 };
                 let l = TcpListener::bind((h, *port)).await.map_err(err)?;
-                let local = l.local_addr().map_err(err)?;
-                let bound = Endpoint::Tcp {
-                    host: if host == "*" {
-                        host.clone()
-                    } else {
-                        local.ip().to_string()
-                    },
-                    port: local.port(),
+                let bound = bound_tcp(&l, host, tls.is_some()).map_err(err)?;
+                let kind = match tls {
+                    Some(acceptor) => Kind::Tls(l, acceptor),
+                    None => Kind::Tcp(l),
                 };
-                Ok((Listener::Tcp(l), bound))
+                Ok((Listener { kind }, bound))
             }
             Endpoint::Ipc(path) => {
                 // A socket file left by a dead process would make bind fail
@@ -125,27 +242,49 @@ impl Listener {
                     }
                 }
                 let l = UnixListener::bind(path).map_err(err)?;
-                Ok((Listener::Ipc(l, path.clone()), ep.clone()))
+                Ok((
+                    Listener {
+                        kind: Kind::Ipc(l, path.clone()),
+                    },
+                    ep.clone(),
+                ))
             }
         }
     }
 
-    /// Accepts the next connection.
+    /// Accepts the next connection. On `tls://` the handshake is left to
+    /// [`Incoming::establish`], to run in the connection's own task.
     ///
     /// # Errors
     /// The OS error from accept (for example too many open files).
     ///
     /// # Cancel safety
     /// Cancel safe, as tokio's `accept`.
-    pub async fn accept(&self) -> io::Result<Conn> {
-        match self {
-            Listener::Tcp(l) => {
+    pub async fn accept(&self) -> io::Result<Incoming> {
+        match &self.kind {
+            Kind::Tcp(l) => {
                 let (s, _) = l.accept().await?;
-                tcp_conn(s)
+                let conn = tcp_conn(s)?;
+                Ok(Incoming {
+                    peer: conn.peer.clone(),
+                    state: IncomingState::Ready(conn),
+                })
             }
-            Listener::Ipc(l, path) => {
+            Kind::Tls(l, acceptor) => {
                 let (s, _) = l.accept().await?;
-                Ok(unix_conn(s, path))
+                let peer = tcp_setup(&s, "tls")?;
+                Ok(Incoming {
+                    peer,
+                    state: IncomingState::Tls(s, acceptor.clone()),
+                })
+            }
+            Kind::Ipc(l, path) => {
+                let (s, _) = l.accept().await?;
+                let conn = unix_conn(s, path);
+                Ok(Incoming {
+                    peer: conn.peer.clone(),
+                    state: IncomingState::Ready(conn),
+                })
             }
         }
     }
@@ -153,7 +292,7 @@ impl Listener {
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        if let Listener::Ipc(_, path) = self {
+        if let Kind::Ipc(_, path) = &self.kind {
             let _ = std::fs::remove_file(path);
         }
     }
