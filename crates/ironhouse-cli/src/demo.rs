@@ -6,7 +6,8 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use ironhouse::{Message, Socket, SocketType};
+use ironhouse::security::CurveAllowList;
+use ironhouse::{CurveKeyPair, Message, Options, Security, Socket, SocketEvent, SocketType};
 
 use crate::BoxError;
 
@@ -155,6 +156,58 @@ async fn tour() -> Result<(), BoxError> {
         f64::from(n) / secs / 1e6
     );
     println!("   (bench/run.py compares this against libzmq side by side)");
+
+    // 5. IronHouse: CURVE encryption, and only allowed client keys get in.
+    ironhouse_tour().await?;
     println!("\ndone.");
+    Ok(())
+}
+
+async fn ironhouse_tour() -> Result<(), BoxError> {
+    let server_keys = CurveKeyPair::generate();
+    let alice = CurveKeyPair::generate();
+    let mallory = CurveKeyPair::generate();
+    let allowed = CurveAllowList::from_keys([alice.public]);
+    let opts = Options::default().security(Security::ironhouse(server_keys.clone(), allowed));
+    let mut rep = Socket::with_options(SocketType::Rep, opts);
+    let ep = rep.bind("tcp://127.0.0.1:*").await?;
+    println!("\n5. IronHouse (CURVE + client allow-list) on {ep}");
+    println!("   server key {}", server_keys.public);
+
+    let mut events = rep.monitor();
+    let mut intruder = Socket::with_options(
+        SocketType::Req,
+        Options::default().security(Security::curve_client(mallory, server_keys.public)),
+    );
+    intruder.connect(&ep.to_string()).await?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), events.recv())
+            .await
+            .map_err(|_| "no refusal seen within 10 s")?
+        {
+            Ok(SocketEvent::HandshakeFailed { reason, .. }) => {
+                println!("   unknown client refused: {reason}");
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => return Err(format!("monitor: {e}").into()),
+        }
+    }
+    drop(intruder);
+
+    let mut req = Socket::with_options(
+        SocketType::Req,
+        Options::default().security(Security::curve_client(alice, server_keys.public)),
+    );
+    req.connect(&ep.to_string()).await?;
+    req.send("hello over CURVE").await?;
+    let got = rep.recv().await?;
+    rep.send(got).await?;
+    println!(
+        "   allowed client got its echo: {:?}",
+        text(&req.recv().await?)
+    );
+    req.close().await;
+    rep.close().await;
     Ok(())
 }

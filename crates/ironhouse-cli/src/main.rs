@@ -44,9 +44,11 @@ enum Command {
     Keygen(keygen::Args),
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     use tracing_subscriber::EnvFilter;
     let default = match verbose {
+        // The demo provokes refusals on purpose and prints them itself.
+        0 if quiet => "error",
         0 => "warn",
         1 => "debug",
         _ => "trace",
@@ -61,7 +63,7 @@ fn init_logging(verbose: u8) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    init_logging(cli.verbose, matches!(cli.command, Command::Demo));
     let result = match cli.command {
         Command::Socket(args) => socket_cmd::run(args),
         Command::Bench(args) => bench::run(args),
