@@ -135,6 +135,7 @@ run_interop() {
     IRONHOUSE_PYTHON=$VENV/bin/python \
         cargo test -p ironhouse-cli --features interop --test interop_pyzmq
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_pyzmq_security
+    IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_python_tls
 }
 
 run_fuzz() {

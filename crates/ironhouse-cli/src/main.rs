@@ -3,6 +3,7 @@
 //! flags and output are a contract that tests and scripts rely on.
 
 mod bench;
+mod cert_cmd;
 mod demo;
 mod keygen;
 mod lines;
@@ -42,6 +43,8 @@ enum Command {
     Demo,
     /// Make a CURVE key pair: czmq/pyzmq certificates in sqlite_rx's, vidgear's or a plain layout.
     Keygen(keygen::Args),
+    /// X.509 certificates for tls://: generate, issue, show, serve and fetch (by fingerprint).
+    Cert(cert_cmd::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -69,6 +72,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Demo => demo::run(),
         Command::Keygen(args) => keygen::run(args),
+        Command::Cert(args) => cert_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -27,6 +27,15 @@
 //!   unless `--allow-insecure-key-permissions`.
 //! - Refused handshakes are logged on stderr (WARN), and a `--timeout` error
 //!   names the last handshake failure seen on the socket.
+//!
+//! TLS (`tls://` endpoints; certificates from `ironhouse cert`):
+//! - server: `--tls-cert FILE --tls-key FILE`, and `--tls-ca FILE` to
+//!   require client certificates from that CA;
+//! - client: `--tls-trust FILE` (CA or self-signed server certificate) or
+//!   `--tls-pin FINGERPRINT`, `--tls-name NAME` (e.g. tlspyo's "default"),
+//!   and `--tls-cert/--tls-key` as the client certificate;
+//! - `--tls12` also accepts TLS 1.2. Each flag must serve a `tls://`
+//!   endpoint, and each `tls://` endpoint must have what it needs.
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -35,9 +44,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use ironhouse::security::certs::{self, CertError, LoadOptions};
-use ironhouse::security::{CurveAllowList, PasswordTable};
+use ironhouse::security::{CurveAllowList, Fingerprint, PasswordTable};
 use ironhouse::{
     Bytes, CurvePublicKey, Error, Message, Options, Security, Socket, SocketEvent, SocketType,
+    TlsClient, TlsServer,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
@@ -90,6 +100,40 @@ pub struct Args {
     /// Security (boxed: it is most of the flags, and rarely used).
     #[command(flatten)]
     security: Box<SecurityArgs>,
+    /// TLS for tls:// endpoints.
+    #[command(flatten)]
+    tls: Box<TlsArgs>,
+}
+
+/// The `tls://` flags of `ironhouse socket`.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "TLS (tls:// endpoints)")]
+struct TlsArgs {
+    /// Certificate chain (PEM, leaf first): the server's for --bind tls://,
+    /// the client certificate when connecting to a server that requires one.
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert; mode 0600.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Server: require client certificates signed by a CA in this PEM file (mTLS).
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// Client: trust servers whose certificate chains to one in this PEM file
+    /// (a self-signed server certificate is its own CA); the name is checked.
+    #[arg(long, value_name = "FILE")]
+    tls_trust: Option<PathBuf>,
+    /// Client: trust exactly the server certificate with this SHA-256
+    /// fingerprint (`ironhouse cert show`), whatever its names or issuer.
+    #[arg(long, value_name = "FINGERPRINT")]
+    tls_pin: Option<String>,
+    /// Client: the name the server's certificate must carry (and SNI)
+    /// [default: the endpoint's host]; tlspyo's servers use "default".
+    #[arg(long, value_name = "NAME")]
+    tls_name: Option<String>,
+    /// Also accept TLS 1.2 (default: TLS 1.3 only).
+    #[arg(long)]
+    tls12: bool,
 }
 
 /// The security flags of `ironhouse socket`.
@@ -150,10 +194,11 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
     }
     let security = security(&args.security)?;
     tracing::debug!(?security, "socket security");
+    let tls = tls(&args, args.security.allow_insecure_key_permissions)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(main_loop(args, security));
+    let result = rt.block_on(main_loop(args, security, tls));
     // tokio's stdin reads on a blocking thread that cannot be interrupted;
     // waiting for it would keep the process alive after --count is reached.
     rt.shutdown_background();
@@ -267,6 +312,147 @@ fn security(args: &SecurityArgs) -> Result<Security, crate::BoxError> {
         ));
     }
     Ok(Security::Null)
+}
+
+/// The `tls://` server and client settings from the flags, checked against
+/// the endpoints: each flag must serve a `tls://` bind or connect, and each
+/// `tls://` endpoint must have what it needs. Reads the files now.
+fn tls(
+    args: &Args,
+    allow_insecure: bool,
+) -> Result<(Option<TlsServer>, Option<TlsClient>), crate::BoxError> {
+    let t = &args.tls;
+    let is_tls = |ep: &String| ep.trim().to_ascii_lowercase().starts_with("tls://");
+    let tls_bind = args.bind.iter().find(|ep| is_tls(ep));
+    let tls_connect = args.connect.iter().find(|ep| is_tls(ep));
+    let identity = match (&t.tls_cert, &t.tls_key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (Some(_), None) => {
+            return Err("--tls-cert needs --tls-key (the certificate's private key)".into())
+        }
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert (its certificate)".into()),
+        (None, None) => None,
+    };
+    if tls_bind.is_none() && tls_connect.is_none() {
+        let given: Vec<&str> = [
+            t.tls_cert.as_ref().map(|_| "--tls-cert"),
+            t.tls_ca.as_ref().map(|_| "--tls-ca"),
+            t.tls_trust.as_ref().map(|_| "--tls-trust"),
+            t.tls_pin.as_ref().map(|_| "--tls-pin"),
+            t.tls_name.as_ref().map(|_| "--tls-name"),
+            t.tls12.then_some("--tls12"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if let Some(flag) = given.first() {
+            return Err(format!(
+                "{flag} is for tls:// endpoints, and no --bind or --connect is tls://"
+            )
+            .into());
+        }
+        return Ok((None, None));
+    }
+    if let Some((_, key)) = identity {
+        check_key_file(key, allow_insecure)?;
+    }
+    let server = match tls_bind {
+        None => {
+            if t.tls_ca.is_some() {
+                return Err("--tls-ca is for a server binding tls:// (it names the CA of the client certificates to require)".into());
+            }
+            None
+        }
+        Some(ep) => {
+            let Some((cert, key)) = identity else {
+                return Err(format!(
+                    "--bind {ep} needs --tls-cert FILE and --tls-key FILE \
+                     (make a pair with `ironhouse cert generate`)"
+                )
+                .into());
+            };
+            let mut server = TlsServer::from_pem_files(cert, key)
+                .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+            if let Some(ca) = &t.tls_ca {
+                server = server
+                    .require_client_certs_from(ca)
+                    .map_err(|e| format!("--tls-ca: {e}"))?;
+            }
+            if t.tls12 {
+                server = server.allow_tls12();
+            }
+            Some(server)
+        }
+    };
+    let client = match tls_connect {
+        None => {
+            for (flag, set) in [
+                ("--tls-trust", t.tls_trust.is_some()),
+                ("--tls-pin", t.tls_pin.is_some()),
+                ("--tls-name", t.tls_name.is_some()),
+            ] {
+                if set {
+                    return Err(format!(
+                        "{flag} is for connecting to tls:// (no --connect is tls://)"
+                    )
+                    .into());
+                }
+            }
+            None
+        }
+        Some(ep) => {
+            let mut client = match (&t.tls_trust, &t.tls_pin) {
+                (Some(_), Some(_)) => {
+                    return Err("--tls-trust and --tls-pin cannot be combined: trust a CA file or pin one certificate".into())
+                }
+                (Some(ca), None) => {
+                    TlsClient::trusting_ca_file(ca).map_err(|e| format!("--tls-trust: {e}"))?
+                }
+                (None, Some(pin)) => TlsClient::pinned(
+                    pin.parse::<Fingerprint>()
+                        .map_err(|e| format!("--tls-pin: {e}"))?,
+                ),
+                (None, None) => {
+                    return Err(format!(
+                        "--connect {ep} needs --tls-trust CA_FILE (the server's certificate or its CA) \
+                         or --tls-pin FINGERPRINT (from `ironhouse cert show` on the server's certificate)"
+                    )
+                    .into())
+                }
+            };
+            if let Some(name) = &t.tls_name {
+                client = client.server_name(name.clone());
+            }
+            if let Some((cert, key)) = identity {
+                client = client
+                    .with_client_cert_files(cert, key)
+                    .map_err(|e| format!("--tls-cert/--tls-key: {e}"))?;
+            }
+            if t.tls12 {
+                client = client.allow_tls12();
+            }
+            Some(client)
+        }
+    };
+    Ok((server, client))
+}
+
+/// A TLS private key file must not be readable by group or others, as for
+/// the other secret files, unless `allow_insecure`.
+fn check_key_file(path: &Path, allow_insecure: bool) -> Result<(), crate::BoxError> {
+    let meta =
+        std::fs::metadata(path).map_err(|e| format!("--tls-key: {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 != 0 && !allow_insecure {
+        return Err(format!(
+            "--tls-key: {}: private key file is accessible by group or others (mode {mode:04o}); \
+             fix it with `chmod 600 {}` or pass --allow-insecure-key-permissions",
+            path.display(),
+            path.display()
+        )
+        .into());
+    }
+    Ok(())
 }
 
 fn plaintext(security: Security, args: &SecurityArgs) -> Security {
@@ -406,9 +592,20 @@ fn options(args: &Args) -> Options {
     o
 }
 
-async fn main_loop(args: Args, security: Security) -> Result<ExitCode, crate::BoxError> {
+async fn main_loop(
+    args: Args,
+    security: Security,
+    tls: (Option<TlsServer>, Option<TlsClient>),
+) -> Result<ExitCode, crate::BoxError> {
     let kind = args.kind;
-    let mut socket = Socket::with_options(kind, options(&args).security(security));
+    let mut opts = options(&args).security(security);
+    if let Some(server) = tls.0 {
+        opts = opts.tls_server(server);
+    }
+    if let Some(client) = tls.1 {
+        opts = opts.tls_client(client);
+    }
+    let mut socket = Socket::with_options(kind, opts);
     let mut failures = Failures::new(&socket);
     for ep in &args.bind {
         let bound = socket.bind(ep).await.map_err(attach_error)?;
