@@ -17,7 +17,8 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 # Debian packages the tests need. Add to this list; setup installs what is
 # missing (one `apt-get update`, only when something is missing).
-APT_PACKAGES=()
+# openssh-server: the sshd (and ssh-keygen) the SSH transport test starts.
+APT_PACKAGES=(openssh-server)
 
 # ---------------------------------------------------------------- reporting
 
@@ -129,6 +130,7 @@ run_clippy() {
     cargo clippy --workspace --all-targets -- -D warnings
     # The interop suite only builds with its feature on; lint it too.
     cargo clippy -p ironhouse-cli --features interop --all-targets -- -D warnings
+    cargo clippy -p ironhouse --features ssh-interop --all-targets -- -D warnings
 }
 
 run_interop() {
@@ -136,6 +138,11 @@ run_interop() {
         cargo test -p ironhouse-cli --features interop --test interop_pyzmq
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_pyzmq_security
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_python_tls
+}
+
+run_ssh() {
+    # Starts Debian's sshd on 127.0.0.1 with throwaway keys; fails if missing.
+    cargo test -p ironhouse --features ssh-interop --test ssh
 }
 
 run_fuzz() {
@@ -172,6 +179,7 @@ step "cargo fmt --check" cargo fmt --all -- --check
 step "cargo clippy" run_clippy
 step "cargo test --workspace" cargo test --workspace
 step "interop: pyzmq" run_interop
+step "interop: OpenSSH sshd" run_ssh
 if [[ -d fuzz && ${SKIP_FUZZ:-0} != 1 ]]; then
     step "fuzz (${FUZZ_SECONDS}s per target)" run_fuzz
 elif [[ -d fuzz ]]; then

@@ -46,6 +46,8 @@ pub use monitor::SocketEvent;
 pub use options::Options;
 pub use security::Security;
 pub use socket::{hex, Socket};
+#[cfg(feature = "ssh")]
+pub use transport::ssh::{HostKeyPolicy, SshIdentity, SshTunnel};
 pub use transport::tls::{TlsClient, TlsServer};
 
 pub use bytes::Bytes;

@@ -6,6 +6,8 @@ use bytes::Bytes;
 use ironhouse_zmtp::Heartbeat;
 
 use crate::security::Security;
+#[cfg(feature = "ssh")]
+use crate::transport::ssh::SshTunnel;
 use crate::transport::tls::{TlsClient, TlsServer};
 
 /// Options for a [`Socket`](crate::Socket). Build with the setters:
@@ -68,6 +70,11 @@ pub struct Options {
     /// fingerprint) and an optional client certificate. Required to connect
     /// to `tls://`.
     pub tls_client: Option<TlsClient>,
+    /// Reach every connected `tcp://` endpoint through this SSH server
+    /// (`direct-tcpip` channels; the endpoint is as seen from the server).
+    /// Default `None`: connect directly. Feature `ssh`.
+    #[cfg(feature = "ssh")]
+    pub ssh: Option<SshTunnel>,
 }
 
 impl Default for Options {
@@ -89,6 +96,8 @@ impl Default for Options {
             zap_domain: String::new(),
             tls_server: None,
             tls_client: None,
+            #[cfg(feature = "ssh")]
+            ssh: None,
         }
     }
 }
@@ -173,6 +182,19 @@ impl Options {
     /// ```
     pub fn tls_client(mut self, client: TlsClient) -> Self {
         self.tls_client = Some(client);
+        self
+    }
+    /// Sets [`Options::ssh`]: connect through an SSH server.
+    ///
+    /// ```no_run
+    /// use ironhouse::transport::ssh::{SshIdentity, SshTunnel};
+    /// let opts = ironhouse::Options::default().ssh(
+    ///     SshTunnel::new("alice", "gateway").identity(SshIdentity::KeyFile("id_ed25519".into())),
+    /// );
+    /// ```
+    #[cfg(feature = "ssh")]
+    pub fn ssh(mut self, tunnel: SshTunnel) -> Self {
+        self.ssh = Some(tunnel);
         self
     }
     /// Sets [`Options::router_mandatory`].

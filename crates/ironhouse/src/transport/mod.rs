@@ -5,8 +5,12 @@
 //! Nagle would only add latency). `ipc://` uses Unix domain sockets and, like
 //! libzmq, replaces a stale socket file when binding. `tls://` is TCP (with
 //! NODELAY) then a TLS handshake ([`tls`]), configured by
-//! [`Options::tls_server`] and [`Options::tls_client`].
+//! [`Options::tls_server`] and [`Options::tls_client`]. With the `ssh`
+//! feature and `Options::ssh` set, `tcp://` connections are channels of an
+//! SSH connection instead ([`ssh`]).
 
+#[cfg(feature = "ssh")]
+pub mod ssh;
 pub mod tls;
 
 use std::io;
@@ -104,6 +108,10 @@ pub async fn connect(ep: &Endpoint, options: &Options) -> Result<Conn> {
         source,
     };
     ep.check_connectable()?;
+    #[cfg(feature = "ssh")]
+    if let Some(tunnel) = &options.ssh {
+        return ssh::connect(ep, tunnel, options.handshake_timeout).await;
+    }
     match ep {
         Endpoint::Tcp { host, port } => {
             let s = TcpStream::connect((host.as_str(), *port))
