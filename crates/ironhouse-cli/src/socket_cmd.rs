@@ -46,8 +46,8 @@ use std::time::Duration;
 use ironhouse::security::certs::{self, CertError, LoadOptions};
 use ironhouse::security::{CurveAllowList, Fingerprint, PasswordTable};
 use ironhouse::{
-    Bytes, CurvePublicKey, Error, Message, Options, Security, Socket, SocketEvent, SocketType,
-    TlsClient, TlsServer,
+    Bytes, CurvePublicKey, Error, HostKeyPolicy, Message, Options, Security, Socket, SocketEvent,
+    SocketType, SshIdentity, SshTunnel, TlsClient, TlsServer,
 };
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
@@ -103,6 +103,92 @@ pub struct Args {
     /// TLS for tls:// endpoints.
     #[command(flatten)]
     tls: Box<TlsArgs>,
+    /// SSH for reaching --connect endpoints through an SSH server.
+    #[command(flatten)]
+    ssh: Box<SshArgs>,
+}
+
+/// The SSH flags of `ironhouse socket`.
+#[derive(clap::Args, Debug)]
+#[command(next_help_heading = "SSH (reach --connect endpoints through an SSH server)")]
+struct SshArgs {
+    /// Connect through this SSH server, `[user@]host[:port]`: each --connect
+    /// endpoint is reached from the server (a direct-tcpip channel; no local
+    /// port is opened). The user defaults to $USER, the port to 22.
+    #[arg(long, value_name = "[USER@]HOST[:PORT]")]
+    ssh: Option<String>,
+    /// Private key file (OpenSSH format) [default: the ssh-agent's keys].
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    ssh_key: Option<PathBuf>,
+    /// known_hosts file to check the server's host key against
+    /// [default: ~/.ssh/known_hosts].
+    #[arg(long, value_name = "FILE", requires = "ssh")]
+    known_hosts: Option<PathBuf>,
+    /// Record an unknown host key instead of refusing it (a changed key is
+    /// still refused).
+    #[arg(long, requires = "ssh")]
+    ssh_accept_new: bool,
+}
+
+/// Parses `[user@]host[:port]` (IPv6 hosts in brackets).
+fn ssh_target(spec: &str) -> Result<(Option<String>, String, u16), String> {
+    let bad = |why: &str| format!("--ssh {spec:?}: {why} (expected [user@]host[:port])");
+    let (user, rest) = match spec.rsplit_once('@') {
+        Some((u, r)) if !u.is_empty() => (Some(u.to_string()), r),
+        Some(_) => return Err(bad("empty user name")),
+        None => (None, spec),
+    };
+    let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+        let (h, tail) = v6.split_once(']').ok_or_else(|| bad("unclosed ["))?;
+        match tail.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if tail.is_empty() => (h, None),
+            None => return Err(bad("junk after ]")),
+        }
+    } else if rest.matches(':').count() == 1 {
+        let (h, p) = rest.split_once(':').expect("one colon");
+        (h, Some(p))
+    } else {
+        (rest, None)
+    };
+    if host.is_empty() {
+        return Err(bad("missing host"));
+    }
+    let port = match port {
+        Some(p) => p
+            .parse::<u16>()
+            .map_err(|_| bad("port must be a number from 1 to 65535"))?,
+        None => 22,
+    };
+    Ok((user, host.to_string(), port))
+}
+
+/// The SSH tunnel from the flags, if any.
+fn ssh(args: &SshArgs) -> Result<Option<SshTunnel>, crate::BoxError> {
+    let Some(spec) = &args.ssh else {
+        return Ok(None);
+    };
+    let (user, host, port) = ssh_target(spec)?;
+    let user = match user.or_else(|| std::env::var("USER").ok()) {
+        Some(u) => u,
+        None => {
+            return Err(format!(
+                "--ssh {spec:?}: no user given and $USER is not set; write user@host"
+            )
+            .into())
+        }
+    };
+    let mut t = SshTunnel::new(user, host).port(port);
+    if let Some(key) = &args.ssh_key {
+        t = t.identity(SshIdentity::KeyFile(key.clone()));
+    }
+    if let Some(kh) = &args.known_hosts {
+        t = t.known_hosts(kh.clone());
+    }
+    if args.ssh_accept_new {
+        t = t.policy(HostKeyPolicy::AcceptNew);
+    }
+    Ok(Some(t))
 }
 
 /// The `tls://` flags of `ironhouse socket`.
@@ -195,10 +281,14 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
     let security = security(&args.security)?;
     tracing::debug!(?security, "socket security");
     let tls = tls(&args, args.security.allow_insecure_key_permissions)?;
+    let ssh = ssh(&args.ssh)?;
+    if ssh.is_some() && args.connect.is_empty() {
+        return Err("--ssh reaches --connect endpoints; give at least one --connect".into());
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let result = rt.block_on(main_loop(args, security, tls));
+    let result = rt.block_on(main_loop(args, security, tls, ssh));
     // tokio's stdin reads on a blocking thread that cannot be interrupted;
     // waiting for it would keep the process alive after --count is reached.
     rt.shutdown_background();
@@ -596,9 +686,13 @@ async fn main_loop(
     args: Args,
     security: Security,
     tls: (Option<TlsServer>, Option<TlsClient>),
+    ssh: Option<SshTunnel>,
 ) -> Result<ExitCode, crate::BoxError> {
     let kind = args.kind;
     let mut opts = options(&args).security(security);
+    if let Some(tunnel) = ssh {
+        opts = opts.ssh(tunnel);
+    }
     if let Some(server) = tls.0 {
         opts = opts.tls_server(server);
     }
@@ -728,5 +822,30 @@ async fn send(
             .into()),
         },
         None => Ok(socket.send(msg).await?),
+    }
+}
+
+#[cfg(test)]
+mod ssh_tests {
+    use super::ssh_target;
+
+    #[test]
+    fn ssh_targets() {
+        assert_eq!(
+            ssh_target("me@host").unwrap(),
+            (Some("me".into()), "host".into(), 22)
+        );
+        assert_eq!(
+            ssh_target("host:2222").unwrap(),
+            (None, "host".into(), 2222)
+        );
+        assert_eq!(
+            ssh_target("u@[::1]:22").unwrap(),
+            (Some("u".into()), "::1".into(), 22)
+        );
+        assert_eq!(ssh_target("[::1]").unwrap(), (None, "::1".into(), 22));
+        for bad in ["@h", "u@", "h:x", "h:99999", "[::1", "[::1]x"] {
+            assert!(ssh_target(bad).is_err(), "{bad}");
+        }
     }
 }
