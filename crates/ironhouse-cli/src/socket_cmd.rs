@@ -128,6 +128,10 @@ struct SshArgs {
     /// still refused).
     #[arg(long, requires = "ssh")]
     ssh_accept_new: bool,
+    /// Ask on the terminal (without echo) for the SSH password, or for the
+    /// passphrase of an encrypted --ssh-key. Refused without a terminal.
+    #[arg(long, requires = "ssh")]
+    ssh_password: bool,
 }
 
 /// Parses `[user@]host[:port]` (IPv6 hosts in brackets).
@@ -187,6 +191,16 @@ fn ssh(args: &SshArgs) -> Result<Option<SshTunnel>, crate::BoxError> {
     }
     if args.ssh_accept_new {
         t = t.policy(HostKeyPolicy::AcceptNew);
+    }
+    if args.ssh_password {
+        use std::io::IsTerminal;
+        if !std::io::stdin().is_terminal() {
+            return Err("--ssh-password asks on the terminal, and stdin is not one; use --ssh-key with an unencrypted key or the ssh-agent".into());
+        }
+        let prompt = format!("SSH password for {}@{}: ", t.user, t.host);
+        let password = rpassword::prompt_password(prompt)
+            .map_err(|e| format!("cannot read the SSH password: {e}"))?;
+        t = t.password(password);
     }
     Ok(Some(t))
 }
