@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""ironhouse vs libzmq benchmark harness (stdlib only).
+"""ironhouse vs anchors benchmark harness (stdlib only).
 
-Runs `ironhouse bench MODE ...` and the libzmq anchor `bench/build/zmq_bench
-MODE ...` back to back, interleaved, N times per scenario, and prints one
-markdown table per scenario plus JSON lines in OUT/results.jsonl.
+Runs `ironhouse bench MODE ...` and the scenario's anchor back to back,
+interleaved, N times per scenario, and prints one markdown table per scenario
+plus JSON lines in OUT/results.jsonl. The anchor is libzmq
+(`bench/build/zmq_bench MODE ...`) unless the scenario names another: the tls
+group compares against a raw rustls stream (`ironhouse bench rawtls...`) or
+against ironhouse itself over tcp://.
 
     python3 bench/run.py [--scenario NAME ...] [--runs N] [--quick]
                          [--ironhouse PATH] [--out bench/out]
@@ -30,14 +33,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 ANCHOR_SRC = BENCH_DIR / "zmq_bench.c"
 ANCHOR_BIN = BENCH_DIR / "build" / "zmq_bench"
 
+# Roles, the keys of every per-run record; what the anchor *is* (its label,
+# binary, arguments and JSON "impl") belongs to each scenario (Anchor below).
 OURS = "ironhouse"
-ANCHOR = "libzmq"
+ANCHOR = "anchor"
+ZMQ_BENCH = "zmq_bench"  # binaries an anchor can run on
+IRONHOUSE_BIN = "ironhouse"
 
 # metric name -> (unit, which direction is better)
 METRICS = {
@@ -45,6 +53,40 @@ METRICS = {
     "lat": [("median_us", "µs", "lower"), ("p99_us", "µs", "lower")],
     "hs": [("median_us", "µs", "lower"), ("p99_us", "µs", "lower")],
 }
+
+
+def _base_args(mode: str, size: int | None, count: int) -> list[str]:
+    return [mode] + ([] if size is None else [str(size)]) + [str(count)]
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """What a scenario is compared against."""
+    label: str  # column header and ratio name: "libzmq", "rustls", "tcp://"
+    binary: str  # ZMQ_BENCH or IRONHOUSE_BIN (run as `ironhouse bench ...`)
+    impl: str  # the JSON "impl" its output must carry
+    # (scenario, quick) -> the arguments after the binary
+    args: Callable[["Scenario", bool], list[str]]
+    expect: tuple = ()  # further (field, value) pairs its JSON must carry
+
+
+def _same_args(sc: "Scenario", quick: bool) -> list[str]:
+    a = _base_args(sc.mode, sc.size, sc.count_for(quick))
+    return a + (["--curve"] if sc.curve else [])
+
+
+def _tcp_args(sc: "Scenario", quick: bool) -> list[str]:
+    return _same_args(sc, quick)  # `ironhouse bench` without --tls
+
+
+def _rawtls_args(sc: "Scenario", quick: bool) -> list[str]:
+    mode = {"thr": "rawtls", "hs": "rawtls-hs"}[sc.mode]
+    return _base_args(mode, sc.size, sc.count_for(quick))
+
+
+LIBZMQ = Anchor("libzmq", ZMQ_BENCH, "libzmq", _same_args)
+RUSTLS = Anchor("rustls", IRONHOUSE_BIN, "rustls", _rawtls_args, (("tls", True),))
+TCP = Anchor("tcp://", IRONHOUSE_BIN, "ironhouse", _tcp_args, (("tls", False),))
 
 
 @dataclass(frozen=True)
@@ -57,19 +99,28 @@ class Scenario:
     curve: bool
     pin: bool = False  # run under `taskset -c 0`
     what: str = ""
+    tls: bool = False  # ours runs with --tls
+    anchor: Anchor = LIBZMQ
 
     def args(self, quick: bool) -> list[str]:
-        count = self.quick_count if quick else self.count
-        a = [self.mode]
-        if self.size is not None:
-            a.append(str(self.size))
-        a.append(str(count))
-        if self.curve:
-            a.append("--curve")
-        return a
+        """Arguments of `ironhouse bench` (ours)."""
+        a = _same_args(self, quick)
+        return a + (["--tls"] if self.tls else [])
+
+    def anchor_args(self, quick: bool) -> list[str]:
+        return self.anchor.args(self, quick)
+
+    def args_for(self, role: str, quick: bool) -> list[str]:
+        return self.args(quick) if role == OURS else self.anchor_args(quick)
 
     def count_for(self, quick: bool) -> int:
         return self.quick_count if quick else self.count
+
+    def label(self, role: str) -> str:
+        return OURS if role == OURS else self.anchor.label
+
+    def binary(self, role: str) -> str:
+        return IRONHOUSE_BIN if role == OURS else self.anchor.binary
 
 
 def _scenarios() -> list[Scenario]:
@@ -92,21 +143,36 @@ def _scenarios() -> list[Scenario]:
         Scenario("hs-curve", "hs", None, 1_000, 200, True,
                  what="new REQ: connect + ZMTP handshake + first 64 B round trip, CURVE"),
     ]
+    out += [
+        Scenario("thr1m-tls", "thr", 1_048_576, 5_000, 500, False, tls=True, anchor=RUSTLS,
+                 what="PUSH->PULL throughput over tls://, 1 MiB messages, vs a raw rustls "
+                      "stream"),
+        Scenario("lat64-tls", "lat", 64, 50_000, 5_000, False, tls=True, anchor=TCP,
+                 what="REQ<->REP round-trip time, 64 B, tls:// vs ironhouse over tcp://"),
+        Scenario("lat64-tls-pin1", "lat", 64, 50_000, 5_000, False, tls=True, anchor=TCP,
+                 pin=True,
+                 what="REQ<->REP round-trip time, 64 B, tls:// vs ironhouse over tcp://, "
+                      "both ends on CPU 0"),
+        Scenario("hs-tls", "hs", None, 1_000, 200, False, tls=True, anchor=RUSTLS,
+                 what="new REQ: TCP connect + TLS handshake + ZMTP handshake + first 64 B "
+                      "round trip, vs raw rustls connect + handshake + 64 B round trip"),
+    ]
     return out
 
 
 SCENARIOS = _scenarios()
 BY_NAME = {s.name: s for s in SCENARIOS}
 GROUPS = {
-    "null": [s.name for s in SCENARIOS if not s.curve],
+    "null": [s.name for s in SCENARIOS if not s.curve and not s.tls],
     "curve": [s.name for s in SCENARIOS if s.curve],
+    "tls": [s.name for s in SCENARIOS if s.tls],
     "all": [s.name for s in SCENARIOS],
 }
 DEFAULT_GROUP = "null"  # CURVE is not implemented on the Rust side yet
 
 
 def select_scenarios(specs: list[str]) -> list[Scenario]:
-    """Names, groups (null/curve/all) or shell patterns; comma lists allowed."""
+    """Names, groups (null/curve/tls/all) or shell patterns; comma lists allowed."""
     wanted: set[str] = set()
     for spec in specs:
         for item in filter(None, (x.strip() for x in spec.split(","))):
@@ -210,7 +276,7 @@ def wait_idle(threshold: float, max_wait: float) -> tuple[float, float]:
 @dataclass
 class RunResult:
     scenario: str
-    impl: str
+    impl: str  # role: OURS or ANCHOR
     rep: int
     cmd: list[str]
     ok: bool
@@ -223,7 +289,7 @@ class RunResult:
     idle_wait_s: float = 0.0
 
 
-def validate_output(stdout: str, sc: Scenario, impl: str, quick: bool) -> dict:
+def validate_output(stdout: str, sc: Scenario, role: str, quick: bool) -> dict:
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
     if len(lines) != 1:
         raise ValueError(f"expected exactly one JSON line on stdout, got {len(lines)}: "
@@ -234,12 +300,19 @@ def validate_output(stdout: str, sc: Scenario, impl: str, quick: bool) -> dict:
         raise ValueError(f"stdout is not JSON ({e}): {lines[0][:300]!r}") from None
     if not isinstance(data, dict):
         raise ValueError(f"JSON is not an object: {lines[0][:300]!r}")
-    expect = {"impl": impl, "mode": sc.mode, "count": sc.count_for(quick), "curve": sc.curve}
+    expect = {"impl": OURS if role == OURS else sc.anchor.impl, "mode": sc.mode,
+              "count": sc.count_for(quick), "curve": sc.curve}
     if sc.size is not None:
         expect["size"] = sc.size
+    if role == OURS:
+        expect["tls"] = sc.tls
+    else:
+        expect.update(sc.anchor.expect)
     for k, v in expect.items():
-        if data.get(k) != v:
-            raise ValueError(f"field {k!r} is {data.get(k)!r}, expected {v!r}: {lines[0]}")
+        # "tls" may be absent when false (zmq_bench never prints it).
+        got = data.get(k, False) if k == "tls" else data.get(k)
+        if got != v:
+            raise ValueError(f"field {k!r} is {got!r}, expected {v!r}: {lines[0]}")
     for metric, _unit, _better in METRICS[sc.mode]:
         x = data.get(metric)
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) \
@@ -355,6 +428,9 @@ def summarize(sc: Scenario, results: list[RunResult], runs_requested: int,
             "anchor_runs_ok": len(vals[ANCHOR]),
             "foreign_load_max_pct": round(max(foreign), 1) if foreign else None,
             "args": sc.args(bool(extra and extra.get("quick"))),
+            "anchor_label": sc.anchor.label,
+            "anchor_args": sc.anchor_args(bool(extra and extra.get("quick"))),
+            "tls": sc.tls,
             "pinned": sc.pin,
         }
         if extra:
@@ -368,12 +444,19 @@ def render_table(sc: Scenario, rows: list[dict], results: list[RunResult]) -> st
     mine = [r for r in results if r.scenario == sc.name]
     attempted = {impl: sum(1 for r in mine if r.impl == impl) for impl in (OURS, ANCHOR)}
     quick = bool(rows and rows[0].get("quick"))
-    argline = " ".join(sc.args(quick))
     pin = "taskset -c 0 " if sc.pin else ""
-    out = [f"### {sc.name}: {sc.what}", "",
-           f"`{pin}<impl> {argline}`", "",
-           "| metric | unit | ironhouse median [min–max] | libzmq median [min–max] "
-           "| ratio ironhouse/libzmq | runs | foreign load max |",
+    anchor = sc.anchor.label
+    ours_col = "ironhouse tls://" if sc.tls else "ironhouse"
+    ours_args = " ".join(sc.args(quick))
+    if sc.anchor is LIBZMQ:
+        cmds = [f"`{pin}<impl> {ours_args}`"]
+    else:
+        cmds = [f"ironhouse: `{pin}ironhouse bench {ours_args}`",
+                f"{anchor}: `{pin}{_binary_name(sc.anchor.binary)} "
+                f"{' '.join(sc.anchor_args(quick))}`"]
+    out = [f"### {sc.name}: {sc.what}", ""] + [c + "  " for c in cmds[:-1]] + [cmds[-1], "",
+           f"| metric | unit | {ours_col} median [min–max] | {anchor} median [min–max] "
+           f"| ratio ironhouse/{anchor} | runs | foreign load max |",
            "|---|---|---|---|---|---|---|"]
     for row in rows:
         vals = row["_vals"]
@@ -385,15 +468,20 @@ def render_table(sc: Scenario, rows: list[dict], results: list[RunResult]) -> st
         if tried and all(len(vals[i]) == attempted[i] == attempted[tried[0]] for i in tried):
             runs = str(attempted[tried[0]])
         else:
-            runs = ", ".join(f"{i} {len(vals[i])}/{attempted[i]}" for i in tried)
+            runs = ", ".join(f"{sc.label(i)} {len(vals[i])}/{attempted[i]}" for i in tried)
         fl = row["foreign_load_max_pct"]
         out.append(f"| {row['metric']} | {row['unit']} | {fmt_cell(vals[OURS], row['unit'])} "
                    f"| {fmt_cell(vals[ANCHOR], row['unit'])} | {ratio} | {runs or '0'} "
                    f"| {'—' if fl is None else f'{fl:.1f} %'} |")
     fails = [r for r in mine if not r.ok]
     for r in fails:
-        out.append(f"\n- FAILED run {r.rep} {r.impl}: `{shlex.join(r.cmd)}`: {r.error}")
+        out.append(f"\n- FAILED run {r.rep} {sc.label(r.impl)}: `{shlex.join(r.cmd)}`: "
+                   f"{r.error}")
     return "\n".join(out)
+
+
+def _binary_name(binary: str) -> str:
+    return "ironhouse bench" if binary == IRONHOUSE_BIN else binary
 
 
 # ------------------------------------------------------------------ builds
@@ -464,9 +552,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Benchmark ironhouse against libzmq, interleaved, side by side.")
     p.add_argument("--scenario", action="append", default=[], metavar="NAME",
                    help="scenario name, shell pattern (e.g. 'lat64*') or group "
-                        "(null, curve, all); repeatable, comma lists allowed. "
+                        "(null, curve, tls, all); repeatable, comma lists allowed. "
                         f"Default: the '{DEFAULT_GROUP}' group")
-    p.add_argument("--all", action="store_true", help="all scenarios, CURVE included")
+    p.add_argument("--all", action="store_true", help="all scenarios, CURVE and TLS included")
     p.add_argument("--list", action="store_true", help="list scenarios and exit")
     p.add_argument("--runs", type=int, default=5, metavar="N",
                    help="repetitions per scenario and implementation (default 5)")
@@ -499,7 +587,8 @@ def main(argv: list[str]) -> int:
     if args.list:
         for s in SCENARIOS:
             tag = "" if s.name in GROUPS[DEFAULT_GROUP] else "  (not in default set)"
-            print(f"{s.name:18} {' '.join(s.args(False)):28} {s.what}{tag}")
+            print(f"{s.name:18} {' '.join(s.args(False)):34} vs {s.anchor.label:7} "
+                  f"{s.what}{tag}")
         return 0
     specs = list(args.scenario)
     if args.all:
@@ -511,43 +600,48 @@ def main(argv: list[str]) -> int:
         raise SystemExit("run.py: taskset (util-linux) is needed for the -pin1 scenarios")
 
     command_line = "python3 " + shlex.join([sys.argv[0]] + argv)
-    anchor = build_anchor()
-    impls: dict[str, list[str]] = {ANCHOR: [str(anchor)]}
-    if not args.anchor_only:
+    roles = [ANCHOR] if args.anchor_only else [ANCHOR, OURS]
+    needed = {sc.binary(role) for sc in scenarios for role in roles}
+    binaries: dict[str, list[str]] = {}
+    if ZMQ_BENCH in needed:
+        binaries[ZMQ_BENCH] = [str(build_anchor())]
+    if IRONHOUSE_BIN in needed:
         ours = Path(args.ironhouse).absolute() if args.ironhouse else build_ironhouse()
         if not ours.exists():
             raise SystemExit(f"run.py: ironhouse binary {ours} not found")
-        impls[OURS] = [str(ours), "bench"]
+        binaries[IRONHOUSE_BIN] = [str(ours), "bench"]
+    uses_libzmq = any(sc.anchor is LIBZMQ for sc in scenarios)
 
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     commit = git_commit()
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    zmq_ver = libzmq_version()
-    log(f"run.py: {len(scenarios)} scenario(s) x {args.runs} run(s) x {len(impls)} impl(s); "
+    zmq_ver = libzmq_version() if uses_libzmq else None
+    log(f"run.py: {len(scenarios)} scenario(s) x {args.runs} run(s) x {len(roles)} impl(s); "
         f"commit {commit}")
 
     results: list[RunResult] = []
-    order = list(impls)  # anchor first on even repetitions, ours first on odd ones
+    order = roles  # anchor first on odd repetitions, ours first on even ones
     with open(out_dir / "runs.jsonl", "a") as raw:
         for rep in range(1, args.runs + 1):
             for sc in scenarios:
                 seq = order if rep % 2 == 1 else order[::-1]
                 for impl in seq:
-                    cmd = (["taskset", "-c", "0"] if sc.pin else []) + impls[impl] \
-                        + sc.args(args.quick)
+                    cmd = (["taskset", "-c", "0"] if sc.pin else []) \
+                        + binaries[sc.binary(impl)] + sc.args_for(impl, args.quick)
                     r = run_one(cmd, sc, impl, rep, args)
                     results.append(r)
                     if r.ok:
                         shown = ", ".join(f"{m}={fmt_value(r.data[m], u)} {u}"
                                           for m, u, _ in METRICS[sc.mode])
-                        log(f"[{rep}/{args.runs}] {sc.name:17} {impl:9} {shown} "
+                        log(f"[{rep}/{args.runs}] {sc.name:17} {sc.label(impl):9} {shown} "
                             f"(foreign load {r.foreign_pct:.1f} %)")
                     else:
-                        log(f"[{rep}/{args.runs}] {sc.name:17} {impl:9} FAILED: {r.error}")
+                        log(f"[{rep}/{args.runs}] {sc.name:17} {sc.label(impl):9} FAILED: "
+                            f"{r.error}")
                     raw.write(json.dumps({
                         "timestamp": stamp, "commit": commit, "scenario": sc.name,
-                        "impl": impl, "rep": rep, "cmd": r.cmd, "ok": r.ok,
+                        "impl": sc.label(impl), "role": impl, "rep": rep, "cmd": r.cmd, "ok": r.ok,
                         "result": r.data, "error": r.error, "wall_s": round(r.wall_s, 3),
                         "child_cpu_s": round(r.child_cpu_s, 3),
                         "foreign_load_pct": round(r.foreign_pct, 1),
@@ -558,17 +652,19 @@ def main(argv: list[str]) -> int:
                     raw.flush()
 
     extra = {"quick": args.quick, "libzmq_version": zmq_ver, "command": command_line}
+    labels = list(dict.fromkeys(sc.anchor.label for sc in scenarios))
     header = [
-        "## ironhouse vs libzmq",
+        f"## ironhouse vs {', '.join(labels)}",
         "",
         "```",
         command_line,
         "```",
         "",
-        f"- date {stamp}, commit `{commit}`, libzmq {zmq_ver}",
+        f"- date {stamp}, commit `{commit}`"
+        + (f", libzmq {zmq_ver}" if zmq_ver else ""),
         f"- host: {cpu_model()}, {ncpus()} CPUs, Linux {platform.release()}",
         f"- {args.runs} interleaved run(s) per implementation; cells are median [min–max]; "
-        "ratio = ironhouse median / libzmq median",
+        "ratio = ironhouse median / anchor median (each table names its anchor)",
         "- foreign load = CPU busy time outside the benchmark process during the run, "
         f"% of {ncpus()} CPUs (max over the scenario's runs)",
         "",
@@ -601,8 +697,12 @@ def self_test() -> int:
     assert [s.name for s in select_scenarios(["null"])] == \
         ["thr64-null", "thr1m-null", "lat64-null", "lat64-null-pin1", "hs-null"]
     assert [s.name for s in select_scenarios(["lat64*", "hs-curve"])] == \
-        ["lat64-null", "lat64-null-pin1", "lat64-curve", "lat64-curve-pin1", "hs-curve"]
-    assert len(select_scenarios(["all"])) == len(SCENARIOS) == 10
+        ["lat64-null", "lat64-null-pin1", "lat64-curve", "lat64-curve-pin1", "hs-curve",
+         "lat64-tls", "lat64-tls-pin1"]
+    assert len(select_scenarios(["all"])) == len(SCENARIOS) == 14
+    assert [s.name for s in select_scenarios(["tls"])] == \
+        ["thr1m-tls", "lat64-tls", "lat64-tls-pin1", "hs-tls"]
+    assert not any(s.tls for s in select_scenarios(["null", "curve"]))
     assert BY_NAME["hs-null"].args(True) == ["hs", "200"]
     assert BY_NAME["thr1m-curve"].args(False) == ["thr", "1048576", "5000", "--curve"]
 
@@ -659,7 +759,53 @@ def self_test() -> int:
     for row in rows:
         row.pop("_vals")
         json.dumps(row)
-    print(t1, t2, t3, sep="\n\n")
+
+    # TLS scenarios: each carries its own anchor, binary, arguments and labels.
+    tt, tl, th = BY_NAME["thr1m-tls"], BY_NAME["lat64-tls-pin1"], BY_NAME["hs-tls"]
+    assert tt.args(False) == ["thr", "1048576", "5000", "--tls"]
+    assert tt.anchor_args(False) == ["rawtls", "1048576", "5000"]
+    assert th.args(True) == ["hs", "200", "--tls"] and th.anchor_args(True) == ["rawtls-hs", "200"]
+    assert tl.args(True) == ["lat", "64", "5000", "--tls"] and tl.anchor_args(True) == \
+        ["lat", "64", "5000"]
+    assert tt.binary(ANCHOR) == tl.binary(ANCHOR) == IRONHOUSE_BIN
+    assert BY_NAME["hs-null"].binary(ANCHOR) == ZMQ_BENCH
+    assert (tt.label(ANCHOR), tl.label(ANCHOR), th.label(ANCHOR)) == ("rustls", "tcp://", "rustls")
+    ours_tls = ('{"impl":"ironhouse","mode":"thr","size":1048576,"count":5000,"curve":false,'
+                '"tls":true,"msgs_per_sec":4000.0,"mb_per_sec":4194.3}')
+    raw_tls = ours_tls.replace('"ironhouse"', '"rustls"')
+    assert validate_output(ours_tls, tt, OURS, False)["tls"] is True
+    assert validate_output(raw_tls, tt, ANCHOR, False)["impl"] == "rustls"
+    lat_tcp = ('{"impl":"ironhouse","mode":"lat","size":64,"count":50000,"curve":false,'
+               '"tls":false,"median_us":14.0,"p99_us":20.0}')
+    assert validate_output(lat_tcp, tl, ANCHOR, False)["median_us"] == 14.0
+    assert validate_output(lat_tcp.replace('"tls":false,', ''), tl, ANCHOR, False)
+    for bad, sc, role in ((ours_tls.replace("true", "false"), tt, OURS),  # not over TLS
+                          (ours_tls, tt, ANCHOR),  # anchor must be rustls
+                          (raw_tls, tt, OURS),
+                          (raw_tls.replace('"tls":true,', ''), tt, ANCHOR),
+                          (lat_tcp.replace("false,\"median", "true,\"median"), tl, ANCHOR),
+                          (lat_tcp, tl, OURS)):
+        try:
+            validate_output(bad, sc, role, False)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError(f"accepted bad output {bad!r} for {sc.name} {role}")
+    tres = [fake(tt, OURS, 1, msgs_per_sec=3600.0, mb_per_sec=3774.9),
+            fake(tt, ANCHOR, 1, msgs_per_sec=4000.0, mb_per_sec=4194.3),
+            fake(tl, OURS, 1, median_us=16.0, p99_us=20.0),
+            fake(tl, ANCHOR, 1, ok=False)]
+    rows = summarize(tt, tres, 1, "T", "C")
+    assert rows[0]["ratio"] == 0.9 and rows[0]["anchor_label"] == "rustls" and rows[0]["tls"]
+    t4 = render_table(tt, rows, tres)
+    assert "| ironhouse tls:// median [min–max] | rustls median [min–max] | ratio ironhouse/rustls |" \
+        in t4 and "libzmq" not in t4, t4
+    assert "ironhouse bench rawtls 1048576 5000`" in t4 and "thr 1048576 5000 --tls`" in t4, t4
+    t5 = render_table(tl, summarize(tl, tres, 1, "T", "C"), tres)
+    assert "| tcp:// median [min–max] | ratio ironhouse/tcp:// |" in t5 and "libzmq" not in t5
+    assert "`taskset -c 0 ironhouse bench lat 64 50000`" in t5, t5
+    assert "ironhouse 1/1, tcp:// 0/1" in t5 and "FAILED run 1 tcp://" in t5, t5
+    print(t1, t2, t3, t4, t5, sep="\n\n")
     print("\nself-test: OK")
     return 0
 

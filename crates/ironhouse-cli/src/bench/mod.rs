@@ -6,25 +6,39 @@
 //! Layout: two OS threads (one per side), each running its own tokio
 //! runtime; see [`runtime`] for the two layouts measured. libzmq's layout is
 //! two application threads plus one I/O thread per context.
+//!
+//! `--tls` runs thr/lat/hs over `tls://127.0.0.1` with a fresh in-memory
+//! self-signed certificate (ECDSA P-256), the client pinning its
+//! fingerprint; `rawtls` and `rawtls-hs` ([`rawtls`]) are the raw rustls
+//! anchors for those scenarios.
+
+mod rawtls;
 
 use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
 use std::time::{Duration, Instant};
 
+use ironhouse::transport::tls::{TlsClient, TlsServer};
 use ironhouse::{Bytes, CurveKeyPair, Message, Options, Security, Socket, SocketType};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// Flags of `ironhouse bench`.
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// thr, lat or hs.
+    /// thr, lat, hs, rawtls (raw rustls stream throughput) or rawtls-hs
+    /// (raw rustls connect + handshake + first round trip).
     mode: String,
-    /// thr/lat: message size in bytes; hs: the count.
+    /// thr/lat/rawtls: message size in bytes; hs/rawtls-hs: the count.
     first: u64,
-    /// thr/lat: message count.
+    /// thr/lat/rawtls: message count.
     second: Option<u64>,
     /// Use CURVE security.
     #[arg(long)]
     curve: bool,
+    /// thr/lat/hs over tls:// (fresh self-signed ECDSA P-256 certificate,
+    /// pinned by the client).
+    #[arg(long)]
+    tls: bool,
     /// thr: port to bind (default: any free port).
     #[arg(long)]
     port: Option<u16>,
@@ -51,14 +65,21 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs one scenario and prints its JSON line.
 pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
-    let sec = Keys::new(args.curve);
+    let raw = args.mode.starts_with("rawtls");
+    if raw && (args.curve || args.tls || args.port.is_some()) {
+        return Err("rawtls and rawtls-hs take no --curve, --tls or --port".into());
+    }
+    let sec = Keys::new(args.curve, args.tls)?;
     let line = match (args.mode.as_str(), args.second) {
         ("thr", Some(count)) => thr(args.first as usize, count, args.port, &sec)?,
         ("lat", Some(count)) => lat(args.first as usize, count, &sec)?,
         ("hs", None) => hs(args.first, &sec)?,
+        ("rawtls", Some(count)) => rawtls::thr(args.first as usize, count)?,
+        ("rawtls-hs", None) => rawtls::hs(args.first)?,
         _ => {
             return Err(
-                "usage: ironhouse bench thr SIZE COUNT [--port P] | lat SIZE COUNT | hs COUNT"
+                "usage: ironhouse bench thr SIZE COUNT [--port P] | lat SIZE COUNT | hs COUNT \
+                 (each with optional --curve, --tls) | rawtls SIZE COUNT | rawtls-hs COUNT"
                     .into(),
             )
         }
@@ -67,32 +88,80 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A self-signed ECDSA P-256 certificate for 127.0.0.1, made in memory
+/// for one run.
+pub(crate) struct SelfSigned {
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl SelfSigned {
+    fn generate() -> Result<SelfSigned, BoxError> {
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let cert =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])?.self_signed(&key)?;
+        Ok(SelfSigned {
+            cert: cert.der().clone(),
+            key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+        })
+    }
+}
+
 /// Fresh CURVE keys for one run (as zmq_bench.c makes with
-/// zmq_curve_keypair), or none. The bound side is the server; no
-/// authenticator, like the C side's absent ZAP handler.
+/// zmq_curve_keypair), or none; and a fresh TLS certificate with its pin,
+/// or none. The bound side is the server; no authenticator, like the C
+/// side's absent ZAP handler.
 #[derive(Clone)]
-struct Keys(Option<(CurveKeyPair, CurveKeyPair)>);
+struct Keys {
+    curve: Option<(CurveKeyPair, CurveKeyPair)>,
+    /// One client for the whole run: its configuration (and session cache)
+    /// is shared by every connection, as an application's would be.
+    tls: Option<(TlsServer, TlsClient)>,
+}
 
 impl Keys {
-    fn new(curve: bool) -> Self {
-        Keys(curve.then(|| (CurveKeyPair::generate(), CurveKeyPair::generate())))
+    fn new(curve: bool, tls: bool) -> Result<Self, BoxError> {
+        let tls = if tls {
+            let SelfSigned { cert, key } = SelfSigned::generate()?;
+            let server = TlsServer::from_der(vec![cert], key)?;
+            let client = TlsClient::pinned(server.fingerprint());
+            Some((server, client))
+        } else {
+            None
+        };
+        Ok(Keys {
+            curve: curve.then(|| (CurveKeyPair::generate(), CurveKeyPair::generate())),
+            tls,
+        })
     }
     fn curve(&self) -> bool {
-        self.0.is_some()
+        self.curve.is_some()
     }
-    fn server(&self, o: Options) -> Options {
-        match &self.0 {
-            Some((server, _)) => o.security(Security::stonehouse(server.clone())),
-            None => o,
-        }
+    fn tls(&self) -> bool {
+        self.tls.is_some()
     }
-    fn client(&self, o: Options) -> Options {
-        match &self.0 {
-            Some((server, client)) => {
-                o.security(Security::curve_client(client.clone(), server.public))
-            }
-            None => o,
+    /// Where the bound side listens (any free port).
+    fn bind_endpoint(&self, port: Option<u16>) -> String {
+        let scheme = if self.tls() { "tls" } else { "tcp" };
+        format!("{scheme}://127.0.0.1:{}", port.unwrap_or(0))
+    }
+    fn server(&self, mut o: Options) -> Options {
+        if let Some((server, _)) = &self.curve {
+            o = o.security(Security::stonehouse(server.clone()));
         }
+        if let Some((server, _)) = &self.tls {
+            o = o.tls_server(server.clone());
+        }
+        o
+    }
+    fn client(&self, mut o: Options) -> Options {
+        if let Some((server, client)) = &self.curve {
+            o = o.security(Security::curve_client(client.clone(), server.public));
+        }
+        if let Some((_, client)) = &self.tls {
+            o = o.tls_client(client.clone());
+        }
+        o
     }
 }
 
@@ -107,9 +176,7 @@ fn thr(size: usize, count: u64, port: Option<u16>, keys: &Keys) -> Result<String
         runtime().block_on(async move {
             let mut pull =
                 Socket::with_options(SocketType::Pull, server_keys.server(Options::default()));
-            let ep = pull
-                .bind(&format!("tcp://127.0.0.1:{}", port.unwrap_or(0)))
-                .await?;
+            let ep = pull.bind(&server_keys.bind_endpoint(port)).await?;
             ep_tx.send(ep.to_string())?;
             let first = pull.recv().await?;
             let start = Instant::now();
@@ -147,8 +214,9 @@ fn thr(size: usize, count: u64, port: Option<u16>, keys: &Keys) -> Result<String
     // COUNT over first-to-last, the libzmq local_thr convention used by zmq_bench.c.
     let rate = count as f64 / elapsed.max(1e-9);
     Ok(format!(
-        "{{\"impl\":\"ironhouse\",\"mode\":\"thr\",\"size\":{size},\"count\":{count},\"curve\":{},\"msgs_per_sec\":{rate:.1},\"mb_per_sec\":{:.1}}}",
+        "{{\"impl\":\"ironhouse\",\"mode\":\"thr\",\"size\":{size},\"count\":{count},\"curve\":{},\"tls\":{},\"msgs_per_sec\":{rate:.1},\"mb_per_sec\":{:.1}}}",
         keys.curve(),
+        keys.tls(),
         rate * size as f64 / 1e6
     ))
 }
@@ -162,7 +230,7 @@ fn echo_server(
     let server = std::thread::spawn(move || -> Result<(), BoxError> {
         runtime().block_on(async move {
             let mut rep = Socket::with_options(SocketType::Rep, keys.server(Options::default()));
-            let ep = rep.bind("tcp://127.0.0.1:0").await?;
+            let ep = rep.bind(&keys.bind_endpoint(None)).await?;
             ep_tx.send(ep.to_string())?;
             for _ in 0..total {
                 let m = rep.recv().await?;
@@ -202,8 +270,9 @@ fn lat(size: usize, count: u64, keys: &Keys) -> Result<String, BoxError> {
     server.join().map_err(|_| "server thread panicked")??;
     rtts.sort_by(f64::total_cmp);
     Ok(format!(
-        "{{\"impl\":\"ironhouse\",\"mode\":\"lat\",\"size\":{size},\"count\":{count},\"curve\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        "{{\"impl\":\"ironhouse\",\"mode\":\"lat\",\"size\":{size},\"count\":{count},\"curve\":{},\"tls\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
         keys.curve(),
+        keys.tls(),
         percentile(&rtts, 0.5),
         percentile(&rtts, 0.99)
     ))
@@ -232,8 +301,9 @@ fn hs(count: u64, keys: &Keys) -> Result<String, BoxError> {
     server.join().map_err(|_| "server thread panicked")??;
     times.sort_by(f64::total_cmp);
     Ok(format!(
-        "{{\"impl\":\"ironhouse\",\"mode\":\"hs\",\"count\":{count},\"curve\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
+        "{{\"impl\":\"ironhouse\",\"mode\":\"hs\",\"count\":{count},\"curve\":{},\"tls\":{},\"median_us\":{:.1},\"p99_us\":{:.1}}}",
         keys.curve(),
+        keys.tls(),
         percentile(&times, 0.5),
         percentile(&times, 0.99)
     ))
