@@ -357,3 +357,40 @@ async fn accept_new_records_the_key() {
     req.close().await;
     rep.close().await;
 }
+
+/// A self-signed certificate (in memory) for a `tls://` REP.
+fn tls_server() -> ironhouse::TlsServer {
+    let own = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::try_from(own.signing_key.serialize_der()).unwrap();
+    ironhouse::TlsServer::from_der(vec![own.cert.der().clone()], key).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_runs_end_to_end_through_the_tunnel() {
+    let sshd = Sshd::start();
+    let server = tls_server();
+    let pin = server.fingerprint();
+    let mut rep = Socket::with_options(SocketType::Rep, Options::default().tls_server(server));
+    let ep = rep.bind("tls://127.0.0.1:*").await.unwrap().to_string();
+
+    // The SSH server relays ciphertext; the pin is checked end to end.
+    let opts = via(sshd.trusting_tunnel()).tls_client(ironhouse::TlsClient::pinned(pin));
+    let mut req = Socket::with_options(SocketType::Req, opts);
+    bounded("connect over ssh + tls", req.connect_now(&ep))
+        .await
+        .unwrap();
+    round_trip(&mut req, &mut rep, "tls through ssh").await;
+    sshd.wait_for("direct-tcpip", 1).await;
+
+    // A wrong pin is refused by the client, through the tunnel too.
+    let wrong = tls_server().fingerprint();
+    let opts = via(sshd.trusting_tunnel()).tls_client(ironhouse::TlsClient::pinned(wrong));
+    let mut bad = Socket::with_options(SocketType::Req, opts);
+    let e = bounded("connect with a wrong pin", bad.connect_now(&ep))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("pin"), "{e}");
+    req.close().await;
+    rep.close().await;
+}

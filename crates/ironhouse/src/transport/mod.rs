@@ -110,7 +110,7 @@ pub async fn connect(ep: &Endpoint, options: &Options) -> Result<Conn> {
     ep.check_connectable()?;
     #[cfg(feature = "ssh")]
     if let Some(tunnel) = &options.ssh {
-        return ssh::connect(ep, tunnel, options.handshake_timeout).await;
+        return ssh::connect(ep, tunnel, options).await;
     }
     match ep {
         Endpoint::Tcp { host, port } => {

@@ -225,7 +225,7 @@ pub enum SshError {
         reason: String,
     },
     /// The endpoint cannot go through SSH.
-    #[error("{0} cannot go through SSH: only tcp:// endpoints can")]
+    #[error("{0} cannot go through SSH: only tcp:// and tls:// endpoints can")]
     Unsupported(String),
 }
 
@@ -599,18 +599,25 @@ impl AsyncWrite for SshStream {
 }
 
 /// Opens a `direct-tcpip` channel to `ep` through `tunnel`, sharing (or
-/// opening) the SSH connection. Bounded by `limit` (the handshake timeout).
+/// opening) the SSH connection, and runs TLS over it for `tls://`. Bounded by
+/// `options.handshake_timeout`.
 pub(crate) async fn connect(
     ep: &Endpoint,
     tunnel: &SshTunnel,
-    limit: Option<Duration>,
+    options: &crate::Options,
 ) -> Result<Conn> {
+    let limit = options.handshake_timeout;
     let err = |e: SshError| Error::Connect {
         endpoint: ep.to_string(),
         source: e.into(),
     };
-    let Endpoint::Tcp { host, port } = ep else {
-        return Err(err(SshError::Unsupported(ep.to_string())));
+    let (host, port, tls) = match ep {
+        Endpoint::Tcp { host, port } => (host, *port, None),
+        Endpoint::Tls { host, port } => match &options.tls_client {
+            Some(client) => (host, *port, Some(client)),
+            None => return Err(super::missing_tls(ep, false)),
+        },
+        _ => return Err(err(SshError::Unsupported(ep.to_string()))),
     };
     let session = session(tunnel, limit).await.map_err(err)?;
     let handle = session
@@ -618,7 +625,7 @@ pub(crate) async fn connect(
         .as_ref()
         .expect("a live session has its handle");
     let target = format!("{host}:{port}");
-    let opening = handle.channel_open_direct_tcpip(host.as_str(), u32::from(*port), "127.0.0.1", 0);
+    let opening = handle.channel_open_direct_tcpip(host.as_str(), u32::from(port), "127.0.0.1", 0);
     let channel_err = |reason: String| {
         err(SshError::Channel {
             server: tunnel.to_string(),
@@ -638,6 +645,16 @@ pub(crate) async fn connect(
         inner: channel.into_stream(),
         _session: session,
     };
+    if let Some(client) = tls {
+        // TLS end to end: the SSH server only relays ciphertext.
+        let peer = format!("tls://{target} via {tunnel}");
+        return super::tls::connect(stream, peer, host, client, limit)
+            .await
+            .map_err(|source| Error::Connect {
+                endpoint: ep.to_string(),
+                source,
+            });
+    }
     let (r, w) = tokio::io::split(stream);
     Ok(Conn {
         reader: Box::new(r),

@@ -477,7 +477,7 @@ async fn bounded<F: std::future::Future>(limit: Option<Duration>, f: F) -> Optio
 /// After a refused handshake: stop writing, then read until the peer hangs
 /// up (bounded), so it reads our alert before the connection is torn down
 /// rather than a reset.
-async fn close_gently(mut tcp: TcpStream) {
+async fn close_gently<S: AsyncRead + AsyncWrite + Unpin>(mut tcp: S) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = tcp.shutdown().await;
         let mut sink = [0u8; 1024];
@@ -504,14 +504,17 @@ fn first_cert(certs: Option<&[CertificateDer<'static>]>) -> Option<PeerCertifica
     certs.and_then(<[_]>::first).map(PeerCertificate::from_der)
 }
 
-/// Runs the client handshake on a connected TCP stream.
-pub(crate) async fn connect(
-    tcp: TcpStream,
+/// Runs the client handshake on a connected stream (TCP, or an SSH channel).
+pub(crate) async fn connect<S>(
+    tcp: S,
     peer: String,
     host: &str,
     client: &TlsClient,
     limit: Option<Duration>,
-) -> io::Result<Conn> {
+) -> io::Result<Conn>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
     let connector = client
         .connector()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
