@@ -394,3 +394,102 @@ async fn tls_runs_end_to_end_through_the_tunnel() {
     req.close().await;
     rep.close().await;
 }
+
+/// An `ssh-agent` on its own socket, holding the test's user key; killed on drop.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Agent {
+    fn start(sshd: &Sshd) -> Agent {
+        let socket = sshd.dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect(
+                "ssh-agent (openssh-client) must be installed: scripts/test-all.sh installs it",
+            );
+        let agent = Agent { child, socket };
+        // Bounded wait for the socket to appear.
+        for _ in 0..100 {
+            if agent.socket.exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(
+            agent.socket.exists(),
+            "ssh-agent did not create {}",
+            agent.socket.display()
+        );
+        // The environment is set on the child only, never on this process.
+        run(Command::new("ssh-add")
+            .arg("-q")
+            .arg(sshd.dir.join("user_key"))
+            .env("SSH_AUTH_SOCK", &agent.socket));
+        agent
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_authenticates() {
+    let sshd = Sshd::start();
+    let agent = Agent::start(&sshd);
+    let mut rep = Socket::new(SocketType::Rep);
+    let ep = rep.bind("tcp://127.0.0.1:*").await.unwrap().to_string();
+    let tunnel = sshd
+        .trusting_tunnel()
+        .identity(SshIdentity::AgentAt(agent.socket.clone()));
+    let mut req = Socket::with_options(SocketType::Req, via(tunnel));
+    bounded("connect with the agent's key", req.connect_now(&ep))
+        .await
+        .unwrap();
+    round_trip(&mut req, &mut rep, "signed by the agent").await;
+    assert_eq!(sshd.count("Accepted publickey"), 1, "{}", sshd.log());
+
+    // An agent that holds no key gets a clear refusal.
+    drop(agent);
+    let empty = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(sshd.dir.join("empty.sock"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut empty = Agent {
+        child: empty,
+        socket: sshd.dir.join("empty.sock"),
+    };
+    for _ in 0..100 {
+        if empty.socket.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tunnel = SshTunnel::new(user(), "127.0.0.1")
+        .port(sshd.port)
+        .identity(SshIdentity::AgentAt(empty.socket.clone()))
+        .known_hosts(sshd.dir.join("known_hosts"));
+    let mut denied = Socket::with_options(SocketType::Req, via(tunnel));
+    let e = bounded("connect with an empty agent", denied.connect_now(&ep))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("agent"), "{e}");
+    let _ = empty.child.kill();
+    req.close().await;
+    rep.close().await;
+}

@@ -68,6 +68,8 @@ pub enum SshIdentity {
     KeyFile(PathBuf),
     /// The keys of the SSH agent at `$SSH_AUTH_SOCK`, tried in turn.
     Agent,
+    /// The keys of the SSH agent listening on this Unix socket.
+    AgentAt(PathBuf),
 }
 
 /// What to do with a server whose host key is not in `known_hosts`.
@@ -359,7 +361,10 @@ async fn open(tunnel: &SshTunnel) -> Result<Handle<Client>, SshError> {
                 .map_err(|e| proto(&e))?
                 .success()
         }
-        SshIdentity::Agent => agent_auth(&mut handle, tunnel, &mut tried).await?,
+        SshIdentity::Agent => agent_auth(&mut handle, tunnel, None, &mut tried).await?,
+        SshIdentity::AgentAt(path) => {
+            agent_auth(&mut handle, tunnel, Some(path), &mut tried).await?
+        }
     };
     if !ok {
         if let Some(password) = &tunnel.password {
@@ -396,11 +401,17 @@ fn load_key(path: &Path, passphrase: Option<&str>) -> Result<russh::keys::Privat
 async fn agent_auth(
     handle: &mut Handle<Client>,
     tunnel: &SshTunnel,
+    socket: Option<&PathBuf>,
     tried: &mut Vec<String>,
 ) -> Result<bool, SshError> {
-    let mut agent = AgentClient::connect_env()
-        .await
-        .map_err(|e| SshError::Identity(format!("no SSH agent ($SSH_AUTH_SOCK): {e}")))?;
+    let mut agent = match socket {
+        Some(path) => AgentClient::connect_uds(path)
+            .await
+            .map_err(|e| SshError::Identity(format!("no SSH agent at {}: {e}", path.display())))?,
+        None => AgentClient::connect_env()
+            .await
+            .map_err(|e| SshError::Identity(format!("no SSH agent ($SSH_AUTH_SOCK): {e}")))?,
+    };
     let identities = agent
         .request_identities()
         .await
