@@ -114,12 +114,13 @@ pub fn parse_error(cmd: &RawCommand<'_>) -> Result<String, ProtocolError> {
     Ok(String::from_utf8_lossy(reason).into_owned())
 }
 
-/// PING: TTL in tenths of a second, then up to 16 bytes of context.
-pub fn write_ping(out: &mut BytesMut, ttl_deciseconds: u16, context: &[u8]) {
-    write_command(out, "PING", 2 + context.len(), |o| {
-        o.put_u16(ttl_deciseconds);
-        o.put_slice(context);
-    });
+/// The body of a PING: TTL in tenths of a second, then up to 16 bytes of
+/// context. (Bodies, not frames: after a CURVE handshake it travels boxed.)
+pub fn ping_body(ttl_deciseconds: u16, context: &[u8]) -> Vec<u8> {
+    let mut data = Vec::with_capacity(2 + context.len());
+    data.extend_from_slice(&ttl_deciseconds.to_be_bytes());
+    data.extend_from_slice(context);
+    body("PING", &data)
 }
 
 /// Parses PING into (ttl in deciseconds, context).
@@ -135,21 +136,6 @@ pub fn parse_ping<'a>(cmd: &RawCommand<'a>) -> Result<(u16, &'a [u8]), ProtocolE
         return Err(cmd.malformed("context longer than 16 bytes"));
     }
     Ok((u16::from_be_bytes([cmd.data[0], cmd.data[1]]), context))
-}
-
-/// PONG echoing a PING's context.
-pub fn write_pong(out: &mut BytesMut, context: &[u8]) {
-    write_command(out, "PONG", context.len(), |o| o.put_slice(context));
-}
-
-/// SUBSCRIBE (ZMTP 3.1) with a topic prefix.
-pub fn write_subscribe(out: &mut BytesMut, topic: &[u8]) {
-    write_command(out, "SUBSCRIBE", topic.len(), |o| o.put_slice(topic));
-}
-
-/// CANCEL (ZMTP 3.1) with a topic prefix.
-pub fn write_cancel(out: &mut BytesMut, topic: &[u8]) {
-    write_command(out, "CANCEL", topic.len(), |o| o.put_slice(topic));
 }
 
 #[cfg(test)]
@@ -187,7 +173,11 @@ mod tests {
     #[test]
     fn ping_pong() {
         let mut out = BytesMut::new();
-        write_ping(&mut out, 300, b"ctx");
+        crate::frame::encode_frame(
+            crate::frame::FLAG_COMMAND,
+            &ping_body(300, b"ctx"),
+            &mut out,
+        );
         assert_eq!(&out[..], b"\x04\x0a\x04PING\x01\x2cctx");
         let cmd = RawCommand::parse(&out[2..]).unwrap();
         assert_eq!(parse_ping(&cmd).unwrap(), (300, &b"ctx"[..]));

@@ -599,9 +599,7 @@ impl Connection {
                 let ttl = self.config.heartbeat.ttl.map_or(0, |t| {
                     (t.as_millis() / 100).min(u128::from(u16::MAX)) as u16
                 });
-                let mut data = ttl.to_be_bytes().to_vec();
-                data.truncate(2);
-                let body = command::body("PING", &data);
+                let body = command::ping_body(ttl, b"");
                 self.send_command(&body).map_err(|e| self.fail(e))?;
                 self.next_ping = Some(now + interval);
                 if self.pong_deadline.is_none() {
