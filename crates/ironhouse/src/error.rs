@@ -2,7 +2,7 @@
 
 use std::io;
 
-use ironhouse_zmtp::{ProtocolError, SocketType};
+use ironhouse_zmtp::{Message, ProtocolError, SocketType};
 
 /// Errors from sockets, endpoints and transports.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,23 @@ pub enum Error {
     /// Any other I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] io::Error),
+}
+
+/// Why [`Socket::try_send`](crate::Socket::try_send) did not queue a
+/// message. The message comes back, so nothing is lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrySendError {
+    /// Every eligible peer's queue is full (ROUTER: the addressed peer's).
+    /// Try again later.
+    #[error("send queue full")]
+    Full(Message),
+    /// ROUTER: no connected peer has this routing id.
+    #[error("no connected peer has this routing id")]
+    Unreachable(Message),
+    /// The socket cannot send now: closed, wrong type or out of turn.
+    #[error(transparent)]
+    Failed(Error),
 }
 
 /// Shorthand for results of this crate.

@@ -38,7 +38,7 @@ mod socket;
 pub mod transport;
 
 pub use endpoint::Endpoint;
-pub use error::{Error, Result};
+pub use error::{Error, Result, TrySendError};
 pub use ironhouse_zmtp::{
     CurveKeyPair, CurvePublicKey, CurveSecretKey, Heartbeat, Message, ProtocolError, SocketType,
 };

@@ -59,6 +59,11 @@ pub struct Options {
     /// ROUTER: fail `send` to an unknown routing id instead of dropping the
     /// message (ZMQ_ROUTER_MANDATORY). Default false, as in ZeroMQ.
     pub router_mandatory: bool,
+    /// ROUTER: announce each peer's arrival and departure as a message of
+    /// two frames, its routing id and an empty frame (ZMQ_ROUTER_NOTIFY with
+    /// both CONNECT and DISCONNECT). The departure comes after every message
+    /// that peer sent. Default false.
+    pub router_notify: bool,
     /// Security mechanism and, for servers, the authenticator. Default NULL.
     pub security: Security,
     /// ZAP domain passed to the authenticator. Default empty.
@@ -92,6 +97,7 @@ impl Default for Options {
             handshake_timeout: Some(Duration::from_secs(30)),
             heartbeat: Heartbeat::default(),
             router_mandatory: false,
+            router_notify: false,
             security: Security::Null,
             zap_domain: String::new(),
             tls_server: None,
@@ -200,6 +206,11 @@ impl Options {
     /// Sets [`Options::router_mandatory`].
     pub fn router_mandatory(mut self, on: bool) -> Self {
         self.router_mandatory = on;
+        self
+    }
+    /// Sets [`Options::router_notify`].
+    pub fn router_notify(mut self, on: bool) -> Self {
+        self.router_notify = on;
         self
     }
 }

@@ -114,6 +114,24 @@ impl<T: Weigh> Pipe<T> {
         Ok(())
     }
 
+    /// Queues an item even beyond the high-water mark: for the few control
+    /// items a socket adds itself (one per peer arrival or departure), which
+    /// must not be lost nor wait. Fails only when the pipe is closed.
+    pub(crate) fn push_control(&self, item: T) -> Result<(), T> {
+        let mut s = self.lock();
+        if s.consumer_closed || s.producers_closed {
+            return Err(item);
+        }
+        s.bytes += item.weight();
+        s.queue.push_back(item);
+        let waker = s.consumer.take();
+        drop(s);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Ok(())
+    }
+
     /// Queues an item, waiting for room.
     ///
     /// # Cancel safety

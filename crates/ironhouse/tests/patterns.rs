@@ -196,6 +196,84 @@ async fn router_mandatory_unknown_id_is_host_unreachable() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_notify_announces_arrival_then_messages_then_departure() {
+    let opts = Options::default().router_notify(true);
+    let (mut router, ep) = bound(SocketType::Router, opts, "tcp://127.0.0.1:*").await;
+    let mut dealer = connected(SocketType::Dealer, Options::default().identity("d1"), &ep).await;
+    let hello = recv(&mut router).await;
+    assert_eq!(frames(&hello), vec![b"d1".to_vec(), Vec::new()]);
+    send(&mut dealer, vec![Bytes::from("a")]).await;
+    send(&mut dealer, vec![Bytes::from("b")]).await;
+    dealer.close().await;
+    // Both messages arrive before the departure, which names the same peer.
+    assert_eq!(
+        frames(&recv(&mut router).await),
+        vec![b"d1".to_vec(), b"a".to_vec()]
+    );
+    assert_eq!(
+        frames(&recv(&mut router).await),
+        vec![b"d1".to_vec(), b"b".to_vec()]
+    );
+    assert_eq!(
+        frames(&recv(&mut router).await),
+        vec![b"d1".to_vec(), Vec::new()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_send_gives_messages_back_and_try_recv_never_waits() {
+    use ironhouse::TrySendError;
+    let opts = Options::default().send_hwm(2).hwm_bytes(1 << 20, 1 << 20);
+    let (mut router, ep) = bound(SocketType::Router, opts, "tcp://127.0.0.1:*").await;
+    assert!(router.try_recv().unwrap().is_none());
+    match router.try_send(vec![Bytes::from("nobody"), Bytes::from("x")]) {
+        Err(TrySendError::Unreachable(m)) => assert_eq!(frames(&m)[0], b"nobody"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    // A peer that never reads: its queue fills, and the overflow comes back whole.
+    let _silent = connected(
+        SocketType::Dealer,
+        Options::default()
+            .identity("slow")
+            .recv_hwm(1)
+            .hwm_bytes(1 << 20, 1 << 10),
+        &ep,
+    )
+    .await;
+    wait_peers(&router, 1).await;
+    let big = Bytes::from(vec![7u8; 256 << 10]);
+    let mut full = None;
+    for i in 0..10_000 {
+        match router.try_send(vec![Bytes::from("slow"), big.clone()]) {
+            Ok(()) => {}
+            Err(TrySendError::Full(m)) => {
+                full = Some((i, m));
+                break;
+            }
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+        tokio::task::yield_now().await;
+    }
+    let (i, back) = full.expect("a peer that never reads must fill up");
+    assert!(i >= 1, "the first message always fits");
+    assert_eq!(frames(&back), vec![b"slow".to_vec(), big.to_vec()]);
+    // try_recv returns what is already there, without waiting for more.
+    let mut dealer = connected(SocketType::Dealer, Options::default().identity("talk"), &ep).await;
+    send(&mut dealer, vec![Bytes::from("ping")]).await;
+    let got = within("a message to arrive", async {
+        loop {
+            if let Some(m) = router.try_recv().unwrap() {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert_eq!(frames(&got), vec![b"talk".to_vec(), b"ping".to_vec()]);
+    assert!(router.try_recv().unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dealer_to_dealer_both_ways() {
     for ep in bind_endpoints("dd") {
         let (mut a, ep) = bound(SocketType::Dealer, Options::default(), &ep).await;

@@ -11,6 +11,7 @@ mod fair;
 pub(crate) mod peers;
 mod tasks;
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use crate::endpoint::Endpoint;
 use crate::monitor::SocketEvent;
 use crate::pipe::{Pipe, PushError};
 use crate::transport::{self, Listener};
-use crate::{Error, Options, Result};
+use crate::{Error, Options, Result, TrySendError};
 use peers::{Outbound, PeerId, Shared};
 
 /// Where a REQ or REP socket is in its strict send/receive alternation.
@@ -349,6 +350,116 @@ impl Socket {
         Ok(())
     }
 
+    /// Queues a message without waiting, or gives it back: ROUTER (to the
+    /// peer named by the first frame), PUSH, DEALER and PAIR (to the next
+    /// peer with room), PUB and XPUB (as [`send`](Socket::send), which never
+    /// waits). A ROUTER serving many peers uses it to skip a slow peer
+    /// instead of waiting for it, whatever `router_mandatory` says.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] when there is no room now,
+    /// [`TrySendError::Unreachable`] for an unknown routing id, and
+    /// [`TrySendError::Failed`] on other socket types and after close.
+    ///
+    /// # Example
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> ironhouse::Result<()> {
+    /// use ironhouse::{Socket, SocketType, TrySendError};
+    /// let mut push = Socket::new(SocketType::Push);
+    /// // No peer yet: nothing can take the message, and it comes back.
+    /// match push.try_send(vec![bytes::Bytes::from("hi")]) {
+    ///     Err(TrySendError::Full(msg)) => assert_eq!(msg.len(), 1),
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send(&mut self, msg: impl Into<Message>) -> Result<(), TrySendError> {
+        let mut msg = msg.into();
+        if msg.is_empty() {
+            msg.push_back(Bytes::new());
+        }
+        if *self.shared.closing.borrow() {
+            return Err(TrySendError::Failed(Error::Closed));
+        }
+        match self.kind() {
+            SocketType::Router => {
+                let id = msg.pop_front().unwrap_or_default();
+                if msg.is_empty() {
+                    msg.push_back(Bytes::new());
+                }
+                let tx = self
+                    .shared
+                    .peers()
+                    .list
+                    .iter()
+                    .find(|p| p.active && p.routing_id == id)
+                    .map(|p| p.tx.clone());
+                let give_back = |mut m: Message| {
+                    m.push_front(id.clone());
+                    m
+                };
+                match tx {
+                    None => Err(TrySendError::Unreachable(give_back(msg))),
+                    Some(tx) => tx.try_push(Outbound::Message(msg)).map_err(|e| match e {
+                        PushError::Full(Outbound::Message(m)) => TrySendError::Full(give_back(m)),
+                        PushError::Closed(Outbound::Message(m)) => {
+                            TrySendError::Unreachable(give_back(m))
+                        }
+                        _ => TrySendError::Failed(Error::Closed),
+                    }),
+                }
+            }
+            SocketType::Push | SocketType::Dealer | SocketType::Pair => {
+                let mut item = Outbound::Message(msg);
+                let mut peers = self.shared.peers();
+                let n = peers.list.len();
+                for k in 0..n {
+                    let i = (peers.cursor + k) % n;
+                    let p = &peers.list[i];
+                    if !p.active {
+                        continue;
+                    }
+                    match p.tx.try_push(item) {
+                        Ok(()) => {
+                            peers.cursor = (i + 1) % n;
+                            return Ok(());
+                        }
+                        Err(PushError::Full(back) | PushError::Closed(back)) => item = back,
+                    }
+                }
+                match item {
+                    Outbound::Message(m) => Err(TrySendError::Full(m)),
+                    _ => Err(TrySendError::Failed(Error::Closed)),
+                }
+            }
+            SocketType::Pub | SocketType::Xpub => {
+                self.send_published(msg);
+                Ok(())
+            }
+            kind => Err(TrySendError::Failed(Error::NotSupported {
+                kind,
+                operation: "try_send",
+            })),
+        }
+    }
+
+    /// Receives a message if one is ready now, without waiting; otherwise
+    /// `Ok(None)`. Same routing rules as [`recv`](Socket::recv). Useful to
+    /// drain what has arrived and then act once on the whole batch.
+    ///
+    /// # Errors
+    /// As [`recv`](Socket::recv).
+    pub fn try_recv(&mut self) -> Result<Option<Message>> {
+        let fut = std::pin::pin!(self.recv());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match fut.poll(&mut cx) {
+            std::task::Poll::Ready(r) => r.map(Some),
+            // `recv` is cancel safe: dropping it here loses nothing.
+            std::task::Poll::Pending => Ok(None),
+        }
+    }
+
     /// Load-balances to the next peer with room; returns the peer chosen.
     async fn send_balanced(&mut self, msg: Message) -> Result<PeerId> {
         let mut item = Outbound::Message(msg);
@@ -554,7 +665,6 @@ impl Drop for Socket {
 
 /// Resolves when any of the pipes has room.
 async fn any_room(pipes: &[Arc<Pipe<Outbound>>]) {
-    use std::future::Future;
     let mut waits: Vec<_> = pipes.iter().map(|p| Box::pin(p.room())).collect();
     std::future::poll_fn(|cx| {
         if waits.iter_mut().any(|w| w.as_mut().poll(cx).is_ready()) {

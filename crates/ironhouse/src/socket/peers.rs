@@ -158,6 +158,11 @@ impl Shared {
         let _ = self.events.send(event);
     }
 
+    /// Whether peers' arrivals and departures are announced (ROUTER only).
+    fn notifies(&self) -> bool {
+        self.kind == SocketType::Router && self.options.router_notify
+    }
+
     fn bump(&self) {
         self.changed.send_modify(|v| *v += 1);
     }
@@ -213,6 +218,9 @@ impl Shared {
         peer.active = true;
         peer.routing_id = routing_id.clone();
         peer.subs = Subscriptions::default();
+        if self.notifies() {
+            let _ = peer.inbox.push_control(notification(&routing_id));
+        }
         drop(peers);
         self.bump();
         Ok((routing_id, subs))
@@ -221,6 +229,12 @@ impl Shared {
     /// Marks a peer inactive, and removes it when its queue dies with it.
     pub(crate) fn deactivate(&self, id: PeerId, remove: bool) {
         let mut peers = self.peers();
+        if self.notifies() {
+            if let Some(p) = peers.get(id).filter(|p| p.active) {
+                // Queued behind everything this peer sent.
+                let _ = p.inbox.push_control(notification(&p.routing_id));
+            }
+        }
         if remove {
             if let Some(i) = peers.list.iter().position(|p| p.id == id) {
                 let p = peers.list.remove(i);
@@ -246,6 +260,14 @@ impl Shared {
         }
         self.bump();
     }
+}
+
+/// The ROUTER_NOTIFY message: the routing id, then an empty frame.
+fn notification(routing_id: &Bytes) -> Message {
+    let mut m = Message::new();
+    m.push_back(routing_id.clone());
+    m.push_back(Bytes::new());
+    m
 }
 
 fn initial_routing_id() -> u32 {
