@@ -77,50 +77,9 @@ pub struct Join {
     pub credit: Vec<(String, u64)>,
 }
 
-/// What the relay sends to a connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    /// Joined; `accepted` is the session's last publish already taken.
-    Welcome {
-        /// The relay's epoch.
-        epoch: Bytes,
-        /// Highest publish seq taken for this session.
-        accepted: u64,
-    },
-    /// Not allowed to join; the connection is forgotten.
-    Reject(String),
-    /// Publishes up to `seq` taken.
-    Done(u64),
-    /// A publish refused.
-    Fail {
-        /// Its seq.
-        seq: u64,
-        /// Why.
-        reason: String,
-    },
-    /// A broadcast.
-    Broadcast {
-        /// Group.
-        group: String,
-        /// Its number in the group.
-        bseq: u64,
-        /// Object.
-        payload: Bytes,
-    },
-    /// A queued object handed to this consumer.
-    Item {
-        /// Group.
-        group: String,
-        /// Delivery id on this connection.
-        id: u64,
-        /// Whether it used credit.
-        credited: bool,
-        /// Object.
-        payload: Bytes,
-    },
-    /// Unknown connection: it must introduce itself.
-    Reset,
-}
+/// What the relay sends to a connection: the native protocol's messages
+/// (a tlspyo connection gets their tlspyo equivalent).
+pub use crate::protocol::ToEndpoint as Output;
 
 #[derive(Debug, Default)]
 struct Group {

@@ -191,10 +191,8 @@ impl ToRelay {
                 let mut h = Hello::default();
                 for (k, v) in entries {
                     match k.as_str() {
-                        Some("v") => {
-                            if v.as_u64() != Some(VERSION) {
-                                return Err(bad(&format!("unsupported version {v}")));
-                            }
+                        Some("v") if v.as_u64() != Some(VERSION) => {
+                            return Err(bad(&format!("unsupported version {v}")));
                         }
                         Some("session") => {
                             let s = v.as_slice().ok_or_else(|| bad("session is not bytes"))?;

@@ -234,6 +234,16 @@ impl TlsServer {
         self.identity.fingerprint().unwrap_or(Fingerprint([0; 32]))
     }
 
+    /// The rustls configuration `tls://` listeners use, for servers that
+    /// speak another protocol over the same TLS (the relay's tlspyo
+    /// listener).
+    ///
+    /// # Errors
+    /// [`PkiError::Config`] if the chain is empty or the key does not match.
+    pub fn rustls_config(&self) -> Result<Arc<ServerConfig>, PkiError> {
+        self.config()
+    }
+
     fn config(&self) -> Result<Arc<ServerConfig>, PkiError> {
         if self.identity.chain.is_empty() {
             return Err(PkiError::Config(
