@@ -186,12 +186,9 @@ struct Shared {
 impl Shared {
     fn set_state(&self, s: ConnectionState) {
         self.state.send_if_modified(|cur| {
-            // A rejection or a stop is final.
-            if matches!(cur, ConnectionState::Stopped)
-                || (matches!(cur, ConnectionState::Rejected(_))
-                    && !matches!(s, ConnectionState::Stopped))
-                || *cur == s
-            {
+            // A rejection or a stop is final (a rejected endpoint stops
+            // itself, and keeps saying why).
+            if matches!(cur, ConnectionState::Stopped | ConnectionState::Rejected(_)) || *cur == s {
                 return false;
             }
             *cur = s;
