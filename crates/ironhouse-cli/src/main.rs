@@ -4,6 +4,7 @@
 
 mod bench;
 mod cert_cmd;
+mod conn_flags;
 mod demo;
 mod keygen;
 mod lines;
