@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod blocking;
 pub mod codec;
 pub mod core;
 pub mod endpoint;
