@@ -174,6 +174,40 @@ impl Authenticator for PasswordTable {
     }
 }
 
+/// One password for everyone: PLAIN peers are admitted with any user name
+/// and this password (compared in constant time). The user id is the name
+/// they gave. For services with a single shared secret, such as a relay
+/// serving tlspyo-style `password=` endpoints.
+pub struct SharedPassword {
+    password: String,
+}
+
+impl SharedPassword {
+    /// Admits PLAIN peers that give this password.
+    pub fn new(password: impl Into<String>) -> Self {
+        SharedPassword {
+            password: password.into(),
+        }
+    }
+}
+
+impl fmt::Debug for SharedPassword {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedPassword").finish_non_exhaustive()
+    }
+}
+
+impl Authenticator for SharedPassword {
+    fn authenticate(&self, request: &AuthRequest) -> AuthDecision {
+        match &request.password {
+            Some(p) if constant_time_eq(p.as_bytes(), self.password.as_bytes()) => {
+                AuthDecision::allow(request.username.clone().unwrap_or_default())
+            }
+            _ => AuthDecision::deny("wrong password"),
+        }
+    }
+}
+
 /// Allows or denies by peer IP address (ZAP's address checks), then hands
 /// admitted peers to an inner authenticator.
 pub struct AddressFilter<A> {
@@ -256,6 +290,21 @@ mod tests {
         r.password = Some("x:y".into());
         assert_eq!(t.authenticate(&r), AuthDecision::allow("bob"));
         assert!(PasswordTable::parse("nocolon").is_err());
+    }
+
+    #[test]
+    fn shared_password_admits_any_name_with_the_password_only() {
+        let a = SharedPassword::new("pw");
+        assert_eq!(
+            a.authenticate(&req("tcp://127.0.0.1:1")),
+            AuthDecision::allow("admin")
+        );
+        let mut r = req("tcp://127.0.0.1:1");
+        r.password = Some("pw ".into());
+        assert_eq!(a.authenticate(&r), AuthDecision::deny("wrong password"));
+        r.password = None;
+        assert_eq!(a.authenticate(&r), AuthDecision::deny("wrong password"));
+        assert!(!format!("{a:?}").contains("pw"), "never shows the password");
     }
 
     #[test]

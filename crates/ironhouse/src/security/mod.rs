@@ -31,7 +31,10 @@ use ironhouse_zmtp::mechanism::{CurveClient, CurveServer, Null, PlainClient, Pla
 use ironhouse_zmtp::{CurveKeyPair, CurvePublicKey, Mechanism, ProtocolError};
 
 pub use allowlist::CurveAllowList;
-pub use auth::{AddressFilter, AllowAny, AuthDecision, AuthRequest, Authenticator, PasswordTable};
+pub use auth::{
+    AddressFilter, AllowAny, AuthDecision, AuthRequest, Authenticator, PasswordTable,
+    SharedPassword,
+};
 pub use pki::{Fingerprint, PeerCertificate};
 
 /// The security mechanism of a socket and, on the server side, its authenticator.
