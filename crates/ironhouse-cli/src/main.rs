@@ -6,8 +6,10 @@ mod bench;
 mod cert_cmd;
 mod conn_flags;
 mod demo;
+mod endpoint_cmd;
 mod keygen;
 mod lines;
+mod relay_cmd;
 mod socket_cmd;
 
 use std::process::ExitCode;
@@ -41,11 +43,15 @@ enum Command {
     /// Benchmark scenarios, with the same arguments and output as bench/zmq_bench.c.
     Bench(bench::Args),
     /// A self-contained run of the main job, on loopback.
-    Demo,
+    Demo(demo::Args),
     /// Make a CURVE key pair: czmq/pyzmq certificates in sqlite_rx's, vidgear's or a plain layout.
     Keygen(keygen::Args),
     /// X.509 certificates for tls://: generate, issue, show, serve and fetch (by fingerprint).
     Cert(cert_cmd::Args),
+    /// The relay: groups, broadcast, work queues; also serves tlspyo endpoints.
+    Relay(relay_cmd::Args),
+    /// A relay endpoint for scripts: broadcast, produce, listen, consume.
+    Endpoint(endpoint_cmd::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -67,13 +73,15 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, matches!(cli.command, Command::Demo));
+    init_logging(cli.verbose, matches!(cli.command, Command::Demo(_)));
     let result = match cli.command {
         Command::Socket(args) => socket_cmd::run(args),
         Command::Bench(args) => bench::run(args),
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Cert(args) => cert_cmd::run(args),
+        Command::Relay(args) => relay_cmd::run(args),
+        Command::Endpoint(args) => endpoint_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -19,7 +19,7 @@
 //! peers that do not (older OpenSSL, some Java and .NET stacks).
 
 mod der;
-mod files;
+pub(crate) mod files;
 mod share;
 
 use std::path::{Path, PathBuf};

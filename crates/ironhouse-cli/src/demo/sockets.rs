@@ -1,29 +1,14 @@
-//! `ironhouse demo`: the README's first command. A self-contained tour on
-//! loopback: request/reply, publish/subscribe with prefix filters, a work
-//! queue over ipc://, and a quick throughput sample. Everything runs in this
+//! `ironhouse demo --sockets`: a tour of the socket layer on loopback:
+//! request/reply, publish/subscribe with prefix filters, a work queue over
+//! ipc://, a quick throughput sample and IronHouse. Everything runs in this
 //! process and stops by itself.
 
-use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use ironhouse::security::CurveAllowList;
 use ironhouse::{CurveKeyPair, Message, Options, Security, Socket, SocketEvent, SocketType};
 
 use crate::BoxError;
-
-/// Runs the tour.
-pub fn run() -> Result<ExitCode, BoxError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(60), tour())
-            .await
-            .map_err(|_| "demo did not finish within 60 s")?
-    })?;
-    Ok(ExitCode::SUCCESS)
-}
 
 fn text(m: &Message) -> String {
     m.frames()
@@ -33,7 +18,7 @@ fn text(m: &Message) -> String {
         .join(" | ")
 }
 
-async fn tour() -> Result<(), BoxError> {
+pub(super) async fn tour() -> Result<(), BoxError> {
     println!("ironhouse demo: ZeroMQ-compatible sockets over ZMTP 3.1, on loopback\n");
 
     // 1. Request/reply.
