@@ -38,10 +38,10 @@ pub struct Args {
     #[arg(long, value_name = "FILE")]
     password_file: Option<PathBuf>,
     /// Print received objects in hex.
-    #[arg(long)]
+    #[arg(long, global = true)]
     hex: bool,
     /// Give up (exit 1) after this many seconds.
-    #[arg(long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS", global = true)]
     timeout: Option<f64>,
     /// What to do.
     #[command(subcommand)]
