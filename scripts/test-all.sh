@@ -131,6 +131,7 @@ run_clippy() {
     # The interop suite only builds with its feature on; lint it too.
     cargo clippy -p ironhouse-cli --features interop --all-targets -- -D warnings
     cargo clippy -p ironhouse --features ssh-interop --all-targets -- -D warnings
+    cargo clippy -p ironhouse-relay --features interop --all-targets -- -D warnings
 }
 
 run_interop() {
@@ -138,6 +139,8 @@ run_interop() {
         cargo test -p ironhouse-cli --features interop --test interop_pyzmq
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_pyzmq_security
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_python_tls
+    # The relay: the native protocol from pyzmq + msgpack, and real tlspyo endpoints.
+    IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-relay --features interop
 }
 
 run_ssh() {

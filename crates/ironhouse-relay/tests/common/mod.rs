@@ -77,3 +77,34 @@ impl Drop for Proxy {
 pub fn addr_of(url: &str) -> SocketAddr {
     url.trim_start_matches("tcp://").parse().unwrap()
 }
+
+/// The repository's root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The venv's python, checked to import `modules`. Panics with a clear
+/// message otherwise: interop suites never skip.
+pub fn python_with(modules: &[&str]) -> std::path::PathBuf {
+    let python = match std::env::var_os("IRONHOUSE_PYTHON") {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => repo_root().join(".venv/bin/python"),
+    };
+    let code = format!("import {}", modules.join(", "));
+    let out = std::process::Command::new(&python)
+        .args(["-c", &code])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "interop peer unavailable: cannot run {}: {e}; run scripts/test-all.sh or set IRONHOUSE_PYTHON",
+                python.display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "interop peer unavailable: {} cannot `{code}`: {}; run scripts/test-all.sh or set IRONHOUSE_PYTHON",
+        python.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    python
+}
