@@ -133,6 +133,8 @@ pub struct Stats {
     pub refused: u64,
     /// Publishes dropped as repeats of one already taken.
     pub duplicates: u64,
+    /// Joins refused (group not accepted, group full).
+    pub rejected: u64,
 }
 
 /// Most unacknowledged items per connection: keeps a fast producer from
@@ -229,6 +231,7 @@ impl RelayCore {
             }
         }
         if let Err(reason) = self.admit(&join.groups) {
+            self.stats.rejected += 1;
             self.out.push_back((conn, Output::Reject(reason)));
             return;
         }

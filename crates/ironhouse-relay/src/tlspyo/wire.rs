@@ -613,7 +613,10 @@ struct Unpickler<'b> {
     pos: usize,
     nodes: Vec<Node>,
     stack: Vec<u32>,
-    memo: HashMap<u32, u32>,
+    /// Memo key -> node id (`MARK_ID` = unset). Keys are dense in what
+    /// Python writes (MEMOIZE uses the count); BINPUT keys are bounded.
+    memo: Vec<u32>,
+    memo_count: usize,
 }
 
 fn bad(msg: impl Into<String>) -> WireError {
@@ -627,7 +630,8 @@ impl<'b> Unpickler<'b> {
             pos: 0,
             nodes: Vec::with_capacity(16),
             stack: Vec::with_capacity(16),
-            memo: HashMap::new(),
+            memo: Vec::new(),
+            memo_count: 0,
         };
         let root = u.exec()?;
         if u.pos != body.len() {
@@ -721,18 +725,25 @@ impl<'b> Unpickler<'b> {
 
     fn memo_put(&mut self, key: u32) -> Result<(), WireError> {
         let id = self.top()?;
-        if self.memo.len() >= MAX_PICKLE_VALUES && !self.memo.contains_key(&key) {
-            return Err(bad("memo too large"));
+        let k = key as usize;
+        if k >= MAX_PICKLE_VALUES {
+            return Err(bad(format!("memo key {key} too large")));
         }
-        self.memo.insert(key, id);
+        if k >= self.memo.len() {
+            self.memo.resize(k + 1, MARK_ID);
+        }
+        if self.memo[k] == MARK_ID {
+            self.memo_count += 1;
+        }
+        self.memo[k] = id;
         Ok(())
     }
 
     fn memo_get(&mut self, key: u32) -> Result<(), WireError> {
-        let id = *self
-            .memo
-            .get(&key)
-            .ok_or_else(|| bad(format!("memo key {key} not found")))?;
+        let id = match self.memo.get(key as usize) {
+            Some(&id) if id != MARK_ID => id,
+            _ => return Err(bad(format!("memo key {key} not found"))),
+        };
         // A reference, not a copy: the stack may hold an id many times.
         if self.stack.len() >= MAX_PICKLE_VALUES {
             return Err(bad("stack too deep"));
@@ -917,7 +928,7 @@ impl<'b> Unpickler<'b> {
                     self.set_items(d, &items, at)?;
                 }
                 op::MEMOIZE => {
-                    let key = self.memo.len() as u32;
+                    let key = self.memo_count as u32;
                     self.memo_put(key)?;
                 }
                 op::BINPUT => {
@@ -1055,14 +1066,21 @@ impl Arena<'_> {
             }
         };
         let mut out: Vec<(String, i64)> = Vec::with_capacity(pairs.len());
-        let mut seen: HashMap<&str, usize> = HashMap::new();
+        // Repeated keys: a linear scan for the usual handful of groups.
+        let mut seen: Option<HashMap<&str, usize>> = (pairs.len() > 8).then(HashMap::new);
         for &(k, v) in pairs {
             let key = self.str_of(k, "destination group")?;
             let n = self.int_of(v, "destination count")?;
-            match seen.get(key) {
-                Some(&i) => out[i].1 = n,
+            let found = match &seen {
+                Some(map) => map.get(key).copied(),
+                None => out.iter().position(|(g, _)| g == key),
+            };
+            match found {
+                Some(i) => out[i].1 = n,
                 None => {
-                    seen.insert(key, out.len());
+                    if let Some(map) = &mut seen {
+                        map.insert(key, out.len());
+                    }
                     out.push((key.to_string(), n));
                 }
             }

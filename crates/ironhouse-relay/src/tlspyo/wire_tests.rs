@@ -772,3 +772,72 @@ fn round_trip_random_frames() {
     }
     assert_eq!(rgot, rwant);
 }
+
+#[test]
+fn mutated_and_random_input_never_panics() {
+    // Bounded fuzzing without a harness: flip, insert and cut bytes of the
+    // CPython vectors, and feed whole random frames through the reader. Any
+    // outcome is fine except a panic (or a hang).
+    let mut rng = Rng(0x0dd_ba11_cafe_f00d);
+    let seeds: Vec<Vec<u8>> = VECTORS
+        .iter()
+        .chain(EVIL.iter())
+        .map(|(_, h)| unhex(h))
+        .collect();
+    let mut decoded_ok = 0;
+    for _ in 0..20_000 {
+        let mut b = seeds[rng.below(seeds.len() as u64) as usize].clone();
+        for _ in 0..1 + rng.below(4) {
+            let i = rng.below(b.len() as u64 + 1) as usize;
+            match rng.below(3) {
+                0 if i < b.len() => b[i] = rng.next() as u8,
+                1 => b.insert(i, rng.next() as u8),
+                _ => b.truncate(i.max(2)),
+            }
+        }
+        let body = Bytes::from(b);
+        decoded_ok += usize::from(decode_endpoint_frame(&body).is_ok());
+        let _ = decode_relay_frame(&body);
+    }
+    // Some mutations leave a valid frame (e.g. a changed payload byte).
+    assert!(decoded_ok > 0);
+    for _ in 0..2_000 {
+        let len = rng.below(64) as usize;
+        let mut wire = format!("{len:<10}").into_bytes();
+        wire.extend_from_slice(PW.as_bytes());
+        wire.extend((0..len).map(|_| rng.next() as u8));
+        let mut r = FrameReader::new(10, Some(PW), 1 << 20);
+        r.feed(&wire);
+        match r.next_frame() {
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => panic!("a complete frame must give a result"),
+        }
+    }
+}
+
+#[test]
+fn sparse_memo_keys_work_and_huge_ones_are_refused() {
+    // groups = ('g', 'g') with 'g' put at memo key 1000 (LONG_BINPUT/LONG_BINGET).
+    let mut ops = vec![b'(', b'K', 1, 0x8c, 5];
+    ops.extend_from_slice(b"HELLO");
+    ops.extend_from_slice(&[b'N', 0x8c, 1, b'g', b'r']);
+    ops.extend_from_slice(&1000u32.to_le_bytes());
+    ops.push(b'j');
+    ops.extend_from_slice(&1000u32.to_le_bytes());
+    ops.extend_from_slice(&[0x86, b't', b'.']);
+    assert_eq!(
+        decode_endpoint_frame(&p4(&ops)).unwrap(),
+        EndpointFrame::Hello {
+            stamp: 1,
+            groups: groups(&["g", "g"])
+        }
+    );
+    // A key past the value cap is refused instead of growing the memo.
+    let mut ops = vec![b'N', b'r'];
+    ops.extend_from_slice(&u32::MAX.to_le_bytes());
+    ops.push(b'.');
+    assert!(matches!(
+        decode_endpoint_frame(&p4(&ops)).unwrap_err(),
+        WireError::BadPickle(m) if m.contains("memo key")
+    ));
+}
