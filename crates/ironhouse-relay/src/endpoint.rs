@@ -516,22 +516,37 @@ impl<C: Codec> Endpoint<C> {
         }
     }
 
+    /// Takes room for one object of `len` bytes if there is some now.
+    fn try_reserve(&self, len: usize) -> bool {
+        let mut f = self.shared.flow();
+        if f.count == 0
+            || (f.count < self.max_unconfirmed
+                && f.bytes.saturating_add(len) <= self.max_unconfirmed_bytes)
+        {
+            f.count += 1;
+            f.bytes += len;
+            true
+        } else {
+            false
+        }
+    }
+
     async fn reserve(&self, len: usize) -> Result<()> {
+        if self.try_reserve(len) {
+            return if self.commands.is_closed() {
+                self.shared.confirmed(1, len, None);
+                Err(self.ended())
+            } else {
+                Ok(())
+            };
+        }
         let wait = async {
             loop {
                 let changed = self.shared.flow_changed.notified();
                 tokio::pin!(changed);
                 changed.as_mut().enable();
-                {
-                    let mut f = self.shared.flow();
-                    if f.count == 0
-                        || (f.count < self.max_unconfirmed
-                            && f.bytes.saturating_add(len) <= self.max_unconfirmed_bytes)
-                    {
-                        f.count += 1;
-                        f.bytes += len;
-                        return;
-                    }
+                if self.try_reserve(len) {
+                    return;
                 }
                 changed.await;
             }

@@ -131,6 +131,25 @@ fn msg(frames: impl IntoIterator<Item = Bytes>) -> Message {
     frames.into_iter().collect()
 }
 
+/// The `dest` frame of an OBJ message (see [`publish_message`]).
+pub fn dest_frame(dest: &[(String, i64)]) -> Bytes {
+    map_frame(dest)
+}
+
+/// An OBJ message from an already encoded `dest` frame: senders that
+/// repeat a destination encode it once.
+pub fn publish_message(seq: u64, dest: Bytes, payload: Bytes) -> Message {
+    msg([Bytes::from_static(b"OBJ"), u64_frame(seq), dest, payload])
+}
+
+/// Decodes a `dest` frame (a MessagePack map of group → int).
+///
+/// # Errors
+/// A description of what is wrong.
+pub fn decode_dest(frame: &[u8]) -> Result<Vec<(String, i64)>, String> {
+    dest_map(frame)
+}
+
 impl ToRelay {
     /// The wire form.
     pub fn encode(&self) -> Message {

@@ -5,9 +5,12 @@
 //! endpoints, with the socket's security) and tlspyo endpoints from the
 //! tlspyo listener's connection tasks, and sends what the core outputs.
 //! Sending never waits for one slow endpoint: what does not fit in its
-//! queue waits in a per-connection backlog, retried shortly; past
-//! [`BACKLOG_BYTES`] a slow endpoint misses broadcasts (counted and logged)
-//! but never work items, whose number the core already bounds.
+//! queue waits in a per-connection backlog, retried on every batch and every
+//! 2 ms. While backlogs hold more than [`CONGESTION_BYTES`], publishers get
+//! no DONE, so their unconfirmed window fills and they wait: a slow member
+//! slows the publishers rather than losing objects. Past [`BACKLOG_BYTES`]
+//! (several publishers at once) a slow endpoint misses broadcasts (counted
+//! and logged), never work items, whose number the core already bounds.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -27,6 +30,10 @@ use crate::Result;
 /// Bytes a slow connection may have waiting in the relay before it misses
 /// broadcasts.
 pub const BACKLOG_BYTES: usize = 64 << 20;
+/// Backlog bytes (over all connections) past which publishers stop getting
+/// DONE: their unconfirmed window fills and they wait, so a slow member
+/// slows its publishers instead of missing broadcasts.
+pub const CONGESTION_BYTES: usize = 4 << 20;
 /// Messages handled per wake-up before the relay looks at its other inputs.
 const BATCH: usize = 4096;
 
@@ -110,6 +117,8 @@ impl RelayBuilder {
             tlspyo: tl_rx,
             stats: stats.clone(),
             missed_broadcasts: 0,
+            dest_cache: None,
+            held_done: HashMap::new(),
         };
         let task = tokio::spawn(driver.run(stop_rx));
         tracing::info!(?endpoints, ?tlspyo_addr, "relay started");
@@ -226,6 +235,10 @@ struct RelayDriver {
     tlspyo: mpsc::Receiver<TlspyoIn>,
     stats: Arc<Mutex<Stats>>,
     missed_broadcasts: u64,
+    /// Cumulative DONEs held back while congested, per connection.
+    held_done: HashMap<ConnId, u64>,
+    /// The last OBJ destination frame and its decoding.
+    dest_cache: Option<(Bytes, Vec<(String, i64)>)>,
 }
 
 fn payload_len(o: &Output) -> usize {
@@ -238,7 +251,7 @@ fn payload_len(o: &Output) -> usize {
 impl RelayDriver {
     async fn run(mut self, mut stop: watch::Receiver<bool>) {
         loop {
-            let backlog = !self.backlog.is_empty();
+            let backlog = !self.backlog.is_empty() || !self.held_done.is_empty();
             tokio::select! {
                 biased;
                 _ = stop.changed() => break,
@@ -264,7 +277,8 @@ impl RelayDriver {
                     }
                     self.after_batch();
                 }
-                () = tokio::time::sleep(Duration::from_millis(2)), if backlog => {
+                // (An async block: the timer is only made when the branch runs.)
+                () = async { tokio::time::sleep(Duration::from_millis(2)).await }, if backlog => {
                     self.retry_backlog();
                 }
             }
@@ -281,6 +295,11 @@ impl RelayDriver {
 
     fn after_batch(&mut self) {
         self.core.flush_done();
+        // A busy relay may not reach its retry timer: older waiting
+        // output goes first, on every batch.
+        if !self.backlog.is_empty() || !self.held_done.is_empty() {
+            self.retry_backlog();
+        }
         self.send_outputs();
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.core.stats();
     }
@@ -294,6 +313,7 @@ impl RelayDriver {
                 Some(conn) => {
                     self.links.remove(&conn);
                     self.backlog.remove(&conn);
+                    self.held_done.remove(&conn);
                     self.reset_sent.remove(&conn);
                     self.core.leave(conn);
                 }
@@ -308,6 +328,26 @@ impl RelayDriver {
         let Some(&conn) = self.by_rid.get(&rid) else {
             return;
         };
+        // The hot path: OBJ with the same destination as the last one is
+        // taken without decoding the destination again.
+        if let [cmd, seq, dest, payload] = f {
+            if &cmd[..] == b"OBJ" {
+                if let Ok(seq) = <[u8; 8]>::try_from(&seq[..]).map(u64::from_be_bytes) {
+                    if self.dest_cache.as_ref().is_none_or(|(b, _)| b != dest) {
+                        match crate::protocol::decode_dest(dest) {
+                            Ok(d) => self.dest_cache = Some((dest.clone(), d)),
+                            Err(e) => {
+                                tracing::debug!(conn, error = %e, "ignored an OBJ with a bad destination");
+                                return;
+                            }
+                        }
+                    }
+                    let (_, d) = self.dest_cache.as_ref().expect("set above");
+                    self.core.publish(conn, seq, d, payload.clone());
+                    return;
+                }
+            }
+        }
         match ToRelay::decode(&m) {
             Ok(ToRelay::Hello(h)) => {
                 self.reset_sent.remove(&conn);
@@ -372,14 +412,40 @@ impl RelayDriver {
         }
     }
 
+    fn backlog_bytes(&self) -> usize {
+        self.backlog.values().map(|b| b.bytes).sum()
+    }
+
     fn send_outputs(&mut self) {
+        let mut congested = self.backlog_bytes() > CONGESTION_BYTES;
         while let Some((conn, out)) = self.core.poll_output() {
+            if let Output::Done(seq) = out {
+                if congested {
+                    let held = self.held_done.entry(conn).or_default();
+                    *held = (*held).max(seq);
+                    continue;
+                }
+            }
             if let Some(b) = self.backlog.get_mut(&conn) {
                 // Keep order behind what is already waiting.
                 Self::push_backlog(b, out, &mut self.missed_broadcasts);
                 continue;
             }
             if let Err(out) = self.send_one(conn, out) {
+                let b = self.backlog.entry(conn).or_default();
+                Self::push_backlog(b, out, &mut self.missed_broadcasts);
+                congested = congested || b.bytes > CONGESTION_BYTES;
+            }
+        }
+    }
+
+    /// Sends the DONEs held back while the relay was congested.
+    fn release_done(&mut self) {
+        if self.held_done.is_empty() || self.backlog_bytes() > CONGESTION_BYTES {
+            return;
+        }
+        for (conn, seq) in std::mem::take(&mut self.held_done) {
+            if let Err(out) = self.send_one(conn, Output::Done(seq)) {
                 let b = self.backlog.entry(conn).or_default();
                 Self::push_backlog(b, out, &mut self.missed_broadcasts);
             }
@@ -422,6 +488,7 @@ impl RelayDriver {
                 self.backlog.insert(conn, b);
             }
         }
+        self.release_done();
     }
 
     /// Sends now, or gives the output back when the connection's queue is

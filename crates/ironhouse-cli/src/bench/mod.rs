@@ -13,6 +13,7 @@
 //! anchors for those scenarios.
 
 mod rawtls;
+mod relay;
 
 use std::process::ExitCode;
 use std::sync::mpsc as std_mpsc;
@@ -32,6 +33,8 @@ pub struct Args {
     first: u64,
     /// thr/lat/rawtls: message count.
     second: Option<u64>,
+    /// relay-fanout: the count (after SUBS and SIZE).
+    third: Option<u64>,
     /// Use CURVE security.
     #[arg(long)]
     curve: bool,
@@ -65,6 +68,28 @@ fn runtime() -> tokio::runtime::Runtime {
 
 /// Runs one scenario and prints its JSON line.
 pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
+    if args.mode.starts_with("relay-") {
+        let line =
+            match (args.mode.as_str(), args.second, args.third) {
+                ("relay-produce", Some(count), None) => {
+                    relay::flow(true, args.first as usize, count, args.tls)?
+                }
+                ("relay-broadcast", Some(count), None) => {
+                    relay::flow(false, args.first as usize, count, args.tls)?
+                }
+                ("relay-rtt", None, None) => relay::rtt(args.first, args.tls)?,
+                ("relay-fanout", Some(size), Some(count)) if !args.tls => {
+                    relay::fanout(args.first as usize, size as usize, count)?
+                }
+                _ => return Err(
+                    "usage: ironhouse bench relay-produce SIZE COUNT | relay-broadcast SIZE COUNT \
+                     | relay-rtt COUNT (each with optional --tls) | relay-fanout SUBS SIZE COUNT"
+                        .into(),
+                ),
+            };
+        println!("{line}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let raw = args.mode.starts_with("rawtls");
     if raw && (args.curve || args.tls || args.port.is_some()) {
         return Err("rawtls and rawtls-hs take no --curve, --tls or --port".into());

@@ -51,6 +51,8 @@ pub(super) struct Driver {
     last_item: u64,
     acked: u64,
     arrived: Vec<Received>,
+    /// The last destination and its encoded frame.
+    last_dest: Option<(Vec<(String, i64)>, Bytes)>,
 }
 
 impl Driver {
@@ -81,6 +83,7 @@ impl Driver {
             last_item: 0,
             acked: 0,
             arrived: Vec::new(),
+            last_dest: None,
         }
     }
 
@@ -119,7 +122,8 @@ impl Driver {
                 }
                 ev = self.monitor.recv() => self.socket_event(ev),
                 // The socket's queue was full: try again shortly.
-                () = tokio::time::sleep(Duration::from_millis(1)), if backlog => {}
+                // (An async block: the timer is only made when the branch runs.)
+                () = async { tokio::time::sleep(Duration::from_millis(1)).await }, if backlog => {}
             }
         }
         self.shared.queue.stop();
@@ -136,7 +140,13 @@ impl Driver {
                 let seq = self.next_seq;
                 self.next_seq += 1;
                 let len = payload.len();
-                let m = ToRelay::Publish { seq, dest, payload }.encode();
+                // Senders mostly repeat one destination: encode it once.
+                if self.last_dest.as_ref().is_none_or(|(d, _)| *d != dest) {
+                    let frame = crate::protocol::dest_frame(&dest);
+                    self.last_dest = Some((dest, frame));
+                }
+                let frame = self.last_dest.as_ref().expect("set above").1.clone();
+                let m = crate::protocol::publish_message(seq, frame, payload);
                 if self.joined {
                     self.out.push_back(m.clone());
                 }

@@ -120,6 +120,13 @@ impl LocalQueue {
             Wait::For(d) => Some(tokio::time::Instant::now() + d),
             _ => None,
         };
+        {
+            // Fast path: something is there (or no waiting is wanted).
+            let mut s = self.lock();
+            if !s.items.is_empty() || s.stopped || wait == Wait::No {
+                return take(&mut s.items);
+            }
+        }
         loop {
             let notified = self.arrived.notified();
             tokio::pin!(notified);

@@ -58,6 +58,42 @@ impl FairQueue {
         }
     }
 
+    /// The next message if one is ready now, without creating any future:
+    /// the cheap path of `Socket::try_recv`, called once per message when a
+    /// socket drains a batch.
+    pub(super) fn try_next(&mut self, shared: &Shared) -> Option<(PeerId, Message)> {
+        if self.sources.is_empty() || self.changed.has_changed().unwrap_or(false) {
+            self.changed.borrow_and_update();
+            self.refresh(shared);
+        }
+        // An empty pipe keeps this no-op waker until the next real poll,
+        // which replaces it and sees anything pushed meanwhile.
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        let n = self.sources.len();
+        let mut got = None;
+        for k in 0..n {
+            let i = (self.cursor + k) % n;
+            let s = &mut self.sources[i];
+            if s.batch.is_empty() && !s.finished {
+                if let Poll::Ready(false) = s.pipe.poll_take(&mut cx, &mut s.batch, usize::MAX) {
+                    s.finished = true;
+                }
+            }
+            if let Some(m) = s.batch.pop_front() {
+                self.cursor = (i + 1) % n;
+                got = Some((s.id, m));
+                break;
+            }
+        }
+        if got.is_none() {
+            self.sources.retain(|s| !(s.finished && s.batch.is_empty()));
+            if !self.sources.is_empty() {
+                self.cursor %= self.sources.len();
+            }
+        }
+        got
+    }
+
     /// The next message, from the next peer in turn that has one.
     ///
     /// # Cancel safety

@@ -451,6 +451,13 @@ impl Socket {
     /// # Errors
     /// As [`recv`](Socket::recv).
     pub fn try_recv(&mut self) -> Result<Option<Message>> {
+        // These types hand out what arrived as is: no future needed.
+        if matches!(
+            self.kind(),
+            SocketType::Dealer | SocketType::Router | SocketType::Pull | SocketType::Pair
+        ) {
+            return Ok(self.inbound.try_next(&self.shared).map(|(_, m)| m));
+        }
         let fut = std::pin::pin!(self.recv());
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         match fut.poll(&mut cx) {
