@@ -300,8 +300,9 @@ impl RelayDriver {
         if !self.backlog.is_empty() || !self.held_done.is_empty() {
             self.retry_backlog();
         }
-        self.send_outputs();
+        // Counters first: whoever sees an output's effect sees them too.
         *self.stats.lock().unwrap_or_else(|e| e.into_inner()) = self.core.stats();
+        self.send_outputs();
     }
 
     fn native(&mut self, mut m: Message) {
