@@ -1,0 +1,430 @@
+//! The frame sender: NetGear's "server" (`receive_mode=False`), which
+//! connects and sends.
+//!
+//! Reliability follows NetGear's Lazy Pirate, with every wait bounded: a
+//! frame whose reply does not come within the request timeout is an error,
+//! the socket is replaced by a new one with the *same* security settings,
+//! and after `max_retries` such losses in a row the sender gives up. A
+//! handshake failure (wrong key, not allow-listed, security mismatch) is
+//! reported with its reason.
+
+use std::time::Duration;
+
+use ironhouse::{Options, Socket, SocketEvent};
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::wire::{self, Reply};
+use crate::{Frame, FrameError, KeyStore, Pattern, SecureMode};
+
+/// How a [`FrameSender`] behaves. Defaults are NetGear's (4 s request
+/// timeout, 3 retries) plus a 10 s connect timeout.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct SenderConfig {
+    /// The pattern; must match the receiver's.
+    pub pattern: Pattern,
+    /// The secure mode; must match the receiver's.
+    pub secure_mode: SecureMode,
+    /// Where the keys are (default `~/.vidgear`, NetGear's).
+    pub keys: Option<KeyStore>,
+    /// Bidirectional mode: each reply carries return data (patterns 0, 1).
+    pub bidirectional: bool,
+    /// Multi-server mode: this sender's port, sent with every frame so one
+    /// receiver can tell its senders apart (patterns 1, 2).
+    pub multiserver_port: Option<String>,
+    /// Multi-client mode: one sender, several receivers (patterns 1, 2);
+    /// replies carry the receiver's port.
+    pub multiclient: bool,
+    /// How long to wait for each reply (NetGear's `request_timeout`).
+    pub request_timeout: Duration,
+    /// Replies lost in a row before giving up (NetGear's `max_retries`).
+    pub max_retries: u32,
+    /// How long [`FrameSender::connect`] waits for every receiver's handshake.
+    pub connect_timeout: Duration,
+    /// Frames queued per receiver (pattern 2 drops beyond it; NetGear uses 1).
+    pub hwm: usize,
+}
+
+impl SenderConfig {
+    /// Defaults for `pattern`.
+    pub fn new(pattern: Pattern) -> SenderConfig {
+        SenderConfig {
+            pattern,
+            secure_mode: SecureMode::Grassland,
+            keys: None,
+            bidirectional: false,
+            multiserver_port: None,
+            multiclient: false,
+            request_timeout: Duration::from_secs(4),
+            max_retries: 3,
+            connect_timeout: Duration::from_secs(10),
+            hwm: if pattern == Pattern::PubSub { 1 } else { 1000 },
+        }
+    }
+
+    /// Sets the secure mode and key folder.
+    pub fn secure(mut self, mode: SecureMode, keys: KeyStore) -> SenderConfig {
+        self.secure_mode = mode;
+        self.keys = Some(keys);
+        self
+    }
+
+    /// Sets [`SenderConfig::bidirectional`].
+    pub fn bidirectional(mut self, on: bool) -> SenderConfig {
+        self.bidirectional = on;
+        self
+    }
+
+    /// Sets [`SenderConfig::multiserver_port`].
+    pub fn multiserver_port(mut self, port: impl Into<String>) -> SenderConfig {
+        self.multiserver_port = Some(port.into());
+        self
+    }
+
+    /// Sets [`SenderConfig::multiclient`].
+    pub fn multiclient(mut self, on: bool) -> SenderConfig {
+        self.multiclient = on;
+        self
+    }
+
+    /// Sets the request timeout and retries.
+    pub fn timeouts(
+        mut self,
+        request: Duration,
+        max_retries: u32,
+        connect: Duration,
+    ) -> SenderConfig {
+        self.request_timeout = request;
+        self.max_retries = max_retries.max(1);
+        self.connect_timeout = connect;
+        self
+    }
+
+    /// Sets [`SenderConfig::hwm`].
+    pub fn hwm(mut self, n: usize) -> SenderConfig {
+        self.hwm = n.max(1);
+        self
+    }
+
+    fn check(&self, endpoints: usize) -> Result<(), FrameError> {
+        let p = self.pattern;
+        if self.bidirectional && p == Pattern::PubSub {
+            return Err(FrameError::Config(
+                "bidirectional mode needs pattern 0 or 1".into(),
+            ));
+        }
+        if self.multiserver_port.is_some() && p == Pattern::Pair {
+            return Err(FrameError::Config(
+                "multi-server mode needs pattern 1 or 2".into(),
+            ));
+        }
+        if self.multiclient && p == Pattern::Pair {
+            return Err(FrameError::Config(
+                "multi-client mode needs pattern 1 or 2".into(),
+            ));
+        }
+        if self.multiclient && self.multiserver_port.is_some() {
+            return Err(FrameError::Config(
+                "multi-client and multi-server modes exclude each other".into(),
+            ));
+        }
+        if endpoints == 0 {
+            return Err(FrameError::Config("no endpoint to connect to".into()));
+        }
+        if endpoints > 1 && !self.multiclient {
+            return Err(FrameError::Config(
+                "several endpoints need multi-client mode".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Sends frames to one receiver, or several in multi-client mode.
+#[derive(Debug)]
+pub struct FrameSender {
+    cfg: SenderConfig,
+    endpoints: Vec<String>,
+    options: Options,
+    socket: Option<Socket>,
+    events: broadcast::Receiver<SocketEvent>,
+    retries_left: u32,
+    /// Multi-client: receivers' ports seen in replies.
+    ports: Vec<String>,
+    gone: bool,
+}
+
+impl FrameSender {
+    /// Connects to the receiver(s) and waits until every handshake is done.
+    ///
+    /// # Errors
+    /// [`FrameError::Config`] for a combination NetGear refuses too or
+    /// missing keys; [`FrameError::Handshake`] when a receiver refuses us (or
+    /// we it), with the reason; [`FrameError::Timeout`] when a receiver is
+    /// not there within [`SenderConfig::connect_timeout`], saying what was
+    /// seen meanwhile.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: nothing stays connected.
+    pub async fn connect(endpoints: &[&str], cfg: SenderConfig) -> Result<FrameSender, FrameError> {
+        cfg.check(endpoints.len())?;
+        let security = match cfg.secure_mode {
+            SecureMode::Grassland => ironhouse::Security::Null,
+            mode => match &cfg.keys {
+                Some(k) => k.sender_security(mode)?,
+                None => KeyStore::default_location()?.sender_security(mode)?,
+            },
+        };
+        let options = Options::default()
+            .security(security)
+            .send_hwm(cfg.hwm)
+            .linger(Some(cfg.request_timeout))
+            .handshake_timeout(Some(cfg.connect_timeout))
+            .reconnect(Duration::from_millis(100), Duration::from_secs(1));
+        let mut me = FrameSender {
+            retries_left: cfg.max_retries.max(1),
+            endpoints: endpoints.iter().map(|s| s.to_string()).collect(),
+            events: broadcast::channel(1).1,
+            socket: None,
+            options,
+            cfg,
+            ports: Vec::new(),
+            gone: false,
+        };
+        me.open().await?;
+        me.wait_connected().await?;
+        Ok(me)
+    }
+
+    async fn open(&mut self) -> Result<(), FrameError> {
+        let mut s = Socket::with_options(self.cfg.pattern.socket_types().0, self.options.clone());
+        self.events = s.monitor();
+        for ep in &self.endpoints {
+            s.connect(ep).await?;
+        }
+        if let Some(old) = self.socket.replace(s) {
+            drop(old);
+        }
+        Ok(())
+    }
+
+    async fn wait_connected(&mut self) -> Result<(), FrameError> {
+        let want = self.endpoints.len();
+        let mut connected = 0;
+        let mut seen: Vec<String> = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.cfg.connect_timeout;
+        while connected < want {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Err(_) => {
+                    return Err(FrameError::Timeout {
+                        what: "connecting to the receiver",
+                        after: self.cfg.connect_timeout,
+                        detail: (!seen.is_empty()).then(|| seen.join("; ")),
+                    })
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(FrameError::Closed),
+                Ok(Ok(ev)) => match ev {
+                    SocketEvent::Connected { .. } => connected += 1,
+                    SocketEvent::HandshakeFailed { peer, reason } => {
+                        return Err(FrameError::Handshake { peer, reason })
+                    }
+                    SocketEvent::ConnectFailed { endpoint, reason } => {
+                        let s = format!("{endpoint}: {reason}");
+                        if !seen.contains(&s) {
+                            seen.push(s);
+                        }
+                    }
+                    _ => {}
+                },
+            }
+        }
+        if self.cfg.pattern == Pattern::PubSub {
+            // The subscription follows the handshake; give it a moment so the
+            // first frames are not dropped by PUB (NetGear has the same race).
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
+    /// What the socket reported since the last look, for error messages.
+    fn detail(&mut self) -> Option<String> {
+        let mut seen: Vec<String> = Vec::new();
+        while let Ok(ev) = self.events.try_recv() {
+            let s = match ev {
+                SocketEvent::HandshakeFailed { peer, reason } => {
+                    format!("handshake with {peer} failed: {reason}")
+                }
+                SocketEvent::ConnectFailed { endpoint, reason } => format!("{endpoint}: {reason}"),
+                SocketEvent::Disconnected { peer, reason } => {
+                    format!(
+                        "{peer} disconnected{}",
+                        reason.map(|r| format!(": {r}")).unwrap_or_default()
+                    )
+                }
+                _ => continue,
+            };
+            if !seen.contains(&s) {
+                seen.push(s);
+            }
+        }
+        (!seen.is_empty()).then(|| seen.join("; "))
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SenderConfig {
+        &self.cfg
+    }
+
+    /// Multi-client mode: the receivers' ports seen in replies so far.
+    pub fn receiver_ports(&self) -> &[String] {
+        &self.ports
+    }
+
+    /// Sends a frame with an optional JSON message. Patterns 0 and 1 wait
+    /// for the reply: the receiver's text ([`Reply::Ack`]) or, in
+    /// bidirectional and multi-client modes, its return data
+    /// ([`Reply::Data`]). Pattern 2 returns `None` at once.
+    ///
+    /// # Errors
+    /// [`FrameError::Timeout`] when no reply came within the request
+    /// timeout (the frame may or may not have arrived; the socket is
+    /// replaced, with the same security, for the next frame);
+    /// [`FrameError::ReceiverGone`] when that happened `max_retries` times
+    /// in a row (the sender is then finished); [`FrameError::BadMessage`] for
+    /// a reply that is not NetGear's; [`FrameError::Closed`] after giving up.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: a frame may be half-way; cancelling mid-reply leaves
+    /// the next `send` to time out once and reconnect.
+    pub async fn send(
+        &mut self,
+        frame: &Frame,
+        message: Option<&Value>,
+    ) -> Result<Option<Reply>, FrameError> {
+        if self.gone {
+            return Err(FrameError::Closed);
+        }
+        let msg = wire::frame_message(
+            frame,
+            message,
+            self.cfg.pattern,
+            self.cfg.multiserver_port.as_deref(),
+        );
+        let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
+        if !self.cfg.pattern.has_replies() {
+            socket.send(msg).await?;
+            // PUB never waits; let the connections' tasks run.
+            tokio::task::yield_now().await;
+            return Ok(None);
+        }
+        let exchange = async {
+            socket.send(msg).await?;
+            socket.recv().await
+        };
+        match tokio::time::timeout(self.cfg.request_timeout, exchange).await {
+            Ok(Ok(reply)) => {
+                self.retries_left = self.cfg.max_retries.max(1);
+                let reply =
+                    wire::parse_reply(reply, self.cfg.bidirectional || self.cfg.multiclient)?;
+                if let Reply::Data { port: Some(p), .. } = &reply {
+                    if self.cfg.multiclient && !self.ports.contains(p) {
+                        self.ports.push(p.clone());
+                    }
+                }
+                Ok(Some(reply))
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => {
+                self.retries_left -= 1;
+                let detail = self.detail();
+                if self.retries_left == 0 {
+                    self.gone = true;
+                    self.socket = None;
+                    return Err(FrameError::ReceiverGone {
+                        retries: self.cfg.max_retries,
+                        detail,
+                    });
+                }
+                tracing::warn!(
+                    retries_left = self.retries_left,
+                    "no reply within {:?}; reconnecting",
+                    self.cfg.request_timeout
+                );
+                // A fresh socket with the same options: the same security, never NULL.
+                self.open().await?;
+                Err(FrameError::Timeout {
+                    what: "the reply to a frame",
+                    after: self.cfg.request_timeout,
+                    detail,
+                })
+            }
+        }
+    }
+
+    /// Sends NetGear's termination message and closes. In pattern 1 waits
+    /// (at most the request timeout) for the acknowledgement, returned;
+    /// in multi-client mode one per receiver that replied. After the sender
+    /// gave up, only closes.
+    ///
+    /// # Errors
+    /// [`FrameError::Timeout`] when the termination could not be handed over
+    /// or acknowledged within the request timeout.
+    ///
+    /// # Cancel safety
+    /// Cancel safe: the socket closes when dropped.
+    pub async fn close(mut self) -> Result<Vec<String>, FrameError> {
+        let Some(mut socket) = self.socket.take() else {
+            return Ok(Vec::new());
+        };
+        if self.gone {
+            return Ok(Vec::new());
+        }
+        let msg = wire::terminate_message(self.cfg.multiserver_port.as_deref());
+        let t = self.cfg.request_timeout;
+        let mut acks = Vec::new();
+        match self.cfg.pattern {
+            Pattern::PubSub | Pattern::Pair => {
+                tokio::time::timeout(t, socket.send(msg))
+                    .await
+                    .map_err(|_| FrameError::Timeout {
+                        what: "handing over the termination message",
+                        after: t,
+                        detail: None,
+                    })??;
+            }
+            Pattern::ReqRep => {
+                // One per receiver in multi-client mode (REQ goes round-robin).
+                let n = if self.cfg.multiclient {
+                    self.ports.len().max(1)
+                } else {
+                    1
+                };
+                for _ in 0..n {
+                    let exchange = async {
+                        socket.send(msg.clone()).await?;
+                        socket.recv().await
+                    };
+                    match tokio::time::timeout(t, exchange).await {
+                        Ok(Ok(reply)) => acks.push(
+                            String::from_utf8_lossy(reply.frames().first().map_or(&[][..], |f| f))
+                                .into_owned(),
+                        ),
+                        Ok(Err(e)) => return Err(e.into()),
+                        Err(_) => {
+                            let detail = self.detail();
+                            return Err(FrameError::Timeout {
+                                what: "the acknowledgement of termination",
+                                after: t,
+                                detail,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        socket.close().await;
+        Ok(acks)
+    }
+}
