@@ -17,6 +17,9 @@ use tokio::sync::broadcast;
 use crate::wire::{self, Reply};
 use crate::{Frame, FrameError, KeyStore, Pattern, SecureMode};
 
+/// How often pattern 2 repeats the termination message (20 ms apart).
+const TERMINATE_REPEATS: usize = 5;
+
 /// How a [`FrameSender`] behaves. Defaults are NetGear's (4 s request
 /// timeout, 3 retries) plus a 10 s connect timeout.
 #[derive(Debug, Clone)]
@@ -365,8 +368,9 @@ impl FrameSender {
 
     /// Sends NetGear's termination message and closes. In pattern 1 waits
     /// (at most the request timeout) for the acknowledgement, returned;
-    /// in multi-client mode one per receiver that replied. After the sender
-    /// gave up, only closes.
+    /// in multi-client mode one per receiver that replied. In pattern 2 the
+    /// message is repeated a few times, 20 ms apart, because PUB drops what
+    /// a full queue cannot take. After the sender gave up, only closes.
     ///
     /// # Errors
     /// [`FrameError::Timeout`] when the termination could not be handed over
@@ -385,7 +389,7 @@ impl FrameSender {
         let t = self.cfg.request_timeout;
         let mut acks = Vec::new();
         match self.cfg.pattern {
-            Pattern::PubSub | Pattern::Pair => {
+            Pattern::Pair => {
                 tokio::time::timeout(t, socket.send(msg))
                     .await
                     .map_err(|_| FrameError::Timeout {
@@ -393,6 +397,16 @@ impl FrameSender {
                         after: t,
                         detail: None,
                     })??;
+            }
+            Pattern::PubSub => {
+                // PUB drops a message for a subscriber whose queue is full
+                // (the high-water mark is 1 by default), and the termination
+                // must not be lost: repeat it a few times as the queue
+                // drains. A receiver ignores the repeats.
+                for _ in 0..TERMINATE_REPEATS {
+                    socket.send(msg.clone()).await?;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
             }
             Pattern::ReqRep => {
                 // One per receiver in multi-client mode (REQ goes round-robin).
