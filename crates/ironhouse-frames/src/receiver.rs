@@ -29,6 +29,10 @@ pub struct ReceiverConfig {
     /// Multi-server mode: several senders, each naming its port; the
     /// receiver ends when every sender seen has terminated (patterns 1, 2).
     pub multiserver: bool,
+    /// Multi-server mode: the senders' ports to wait for termination from,
+    /// besides those seen (NetGear knows only the ports it has seen, so a
+    /// sender that starts after another one terminated finds it gone).
+    pub expected_ports: Vec<String>,
     /// Multi-client mode: this receiver's port, sent with every reply
     /// (patterns 1, 2).
     pub multiclient_port: Option<String>,
@@ -51,6 +55,7 @@ impl ReceiverConfig {
             keys: None,
             bidirectional: false,
             multiserver: false,
+            expected_ports: Vec::new(),
             multiclient_port: None,
             recv_timeout: None,
             id: random_id(),
@@ -74,6 +79,17 @@ impl ReceiverConfig {
     /// Sets [`ReceiverConfig::multiserver`].
     pub fn multiserver(mut self, on: bool) -> ReceiverConfig {
         self.multiserver = on;
+        self
+    }
+
+    /// Multi-server mode, ending only when the senders of these ports (and
+    /// any other seen) have terminated.
+    pub fn multiserver_ports<S: Into<String>>(
+        mut self,
+        ports: impl IntoIterator<Item = S>,
+    ) -> ReceiverConfig {
+        self.multiserver = true;
+        self.expected_ports = ports.into_iter().map(Into::into).collect();
         self
     }
 
@@ -199,12 +215,12 @@ impl FrameReceiver {
             socket.subscribe(b"").await?;
         }
         Ok(FrameReceiver {
-            cfg,
             socket,
             endpoints: bound,
             return_data: ReturnData::None,
-            ports: Vec::new(),
+            ports: cfg.expected_ports.clone(),
             terminated: false,
+            cfg,
         })
     }
 

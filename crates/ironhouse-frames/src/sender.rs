@@ -201,7 +201,14 @@ impl FrameSender {
     }
 
     async fn open(&mut self) -> Result<(), FrameError> {
-        let mut s = Socket::with_options(self.cfg.pattern.socket_types().0, self.options.clone());
+        // Pattern 2 publishes from an XPUB: the same wire as PUB for the
+        // receivers, and it shows us their subscriptions, so `connect` can
+        // wait for them instead of guessing.
+        let kind = match self.cfg.pattern {
+            Pattern::PubSub => ironhouse::SocketType::Xpub,
+            p => p.socket_types().0,
+        };
+        let mut s = Socket::with_options(kind, self.options.clone());
         self.events = s.monitor();
         for ep in &self.endpoints {
             s.connect(ep).await?;
@@ -244,9 +251,27 @@ impl FrameSender {
             }
         }
         if self.cfg.pattern == Pattern::PubSub {
-            // The subscription follows the handshake; give it a moment so the
-            // first frames are not dropped by PUB (NetGear has the same race).
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            // Frames published before a receiver's subscription arrives are
+            // dropped (NetGear loses its first frames that way): wait for
+            // one subscription per receiver.
+            let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
+            let mut subscribed = 0;
+            while subscribed < want {
+                match tokio::time::timeout_at(deadline, socket.recv()).await {
+                    Err(_) => {
+                        return Err(FrameError::Timeout {
+                            what: "the receivers' subscriptions",
+                            after: self.cfg.connect_timeout,
+                            detail: Some(format!("{subscribed} of {want} subscribed")),
+                        })
+                    }
+                    Ok(msg) => {
+                        if msg?.frames().first().is_some_and(|f| f.first() == Some(&1)) {
+                            subscribed += 1;
+                        }
+                    }
+                }
+            }
         }
         Ok(())
     }
