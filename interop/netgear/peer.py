@@ -8,7 +8,7 @@ end of ironhouse-frames, for the interop suite
                  [--multiclient] [--count N] [--timeout S] [--quiet]
     peer.py send --port P[,P2] [--pattern N] [--secure N --keys DIR] [--bidirectional]
                  [--multiserver] [--multiclient] [--count N] [--shape HxWxC]
-                 [--settle S] [--no-close] [--bench]
+                 [--settle S] [--no-close] [--bench] [--jpeg] [--frame smooth]
 
 Frames are the synthetic ones of ironhouse_frames::Frame::synthetic: byte i of
 frame `seq` is (31 i + 7 seq) mod 256, C order; each carries {"seq": seq} as
@@ -36,12 +36,20 @@ def synthetic(shape, seq):
     return data.astype(np.uint8).reshape(shape)
 
 
+def smooth(h, w):
+    """ironhouse-frames' JPEG test picture: gradients, like a camera's."""
+    x = np.arange(w, dtype=np.int64)[None, :].repeat(h, 0)
+    y = np.arange(h, dtype=np.int64)[:, None].repeat(w, 1)
+    return np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], axis=2).astype(np.uint8)
+
+
 def shape_of(text):
     return tuple(int(x) for x in text.split("x"))
 
 
 def options(a):
-    o = {"jpeg_compression": False, "max_retries": 3, "request_timeout": 4}
+    o = {"jpeg_compression": bool(getattr(a, "jpeg", False)), "max_retries": 3,
+         "request_timeout": 4}
     if a.secure:
         o["secure_mode"] = a.secure
         o["custom_cert_location"] = a.keys
@@ -91,7 +99,11 @@ def recv(a):
             frame = got
         n += 1
         nbytes += frame.nbytes
-        if not a.quiet:
+        if not a.quiet and a.frame == "smooth":
+            diff = np.abs(frame.astype(np.int16) - smooth(*frame.shape[:2]).astype(np.int16))
+            out(event="frame", shape=list(frame.shape), dtype=str(frame.dtype),
+                mae=float(diff.mean()), maxerr=int(diff.max()), message=message)
+        elif not a.quiet:
             seq = message.get("seq") if isinstance(message, dict) else None
             if seq is None and frame.dtype == np.uint8 and frame.size:
                 # Plain mode hands over no message: byte 0 is 7 seq mod 256.
@@ -120,7 +132,10 @@ def send(a):
     frames = [synthetic(shape, i) for i in range(min(a.count, 16))]
     start = time.perf_counter()
     for i in range(a.count):
-        frame = frames[i % len(frames)] if a.bench else synthetic(shape, i)
+        if a.frame == "smooth":
+            frame = smooth(shape[0], shape[1])
+        else:
+            frame = frames[i % len(frames)] if a.bench else synthetic(shape, i)
         reply = server.send(frame, message={"seq": i})
         if a.bench:
             continue
@@ -162,6 +177,9 @@ def main():
     p.add_argument("--no-close", action="store_true")
     p.add_argument("--bench", action="store_true")
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--jpeg", action="store_true", help="send JPEG (BGR, quality 90)")
+    p.add_argument("--frame", choices=["synthetic", "smooth"], default="synthetic",
+                   help="smooth: the JPEG test picture; receivers print the error")
     a = p.parse_args()
     if a.mode == "recv":
         if a.multiserver == "yes":

@@ -1054,3 +1054,115 @@ fn refusals_are_clear_and_bounded_and_never_null() {
     );
     assert!(matches!(errors[2], FrameError::Closed), "{}", errors[2]);
 }
+
+/// The stated JPEG error bound (ironhouse_frames::jpeg): on the smooth test
+/// picture at quality 90, mean absolute error per byte and largest error.
+const JPEG_MAE: f64 = 1.5;
+const JPEG_MAX: u64 = 8;
+
+#[test]
+fn jpeg_frames_both_ways_within_the_error_bound() {
+    use ironhouse_frames::Jpeg;
+    let rt = rt();
+    // Ours encodes (jpeg-encoder), NetGear's simplejpeg decodes.
+    let port = free_port();
+    let mut ng = NetGear::spawn(&args(&[
+        "recv",
+        "--port",
+        &port.to_string(),
+        "--pattern",
+        "1",
+        "--frame",
+        "smooth",
+    ]));
+    ng.ready();
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let picture = Frame::gradient(480, 640);
+    let tx = rt
+        .block_on(bounded(RUST_WAIT, async {
+            let cfg = SenderConfig::new(Pattern::ReqRep).jpeg(Some(Jpeg::default()));
+            let mut tx = FrameSender::connect(&[ep.as_str()], cfg).await?;
+            for i in 0..3 {
+                tx.send(&picture, Some(&seq_msg(i))).await?;
+            }
+            Ok::<_, FrameError>(tx)
+        }))
+        .expect("bounded")
+        .unwrap_or_else(|e| panic!("{e}\n{}", ng.diagnostics()));
+    let mut lines = ng.frames(3);
+    rt.block_on(bounded(RUST_WAIT, tx.close()))
+        .expect("bounded")
+        .expect("close");
+    lines.extend(ng.until("terminated"));
+    for f in lines.iter().filter(|v| v["event"] == "frame") {
+        eprintln!(
+            "simplejpeg decoded ours: mean error {}, max {}",
+            f["mae"], f["maxerr"]
+        );
+        assert_eq!(f["shape"], serde_json::json!([480, 640, 3]), "{f}");
+        assert!(f["mae"].as_f64().unwrap() <= JPEG_MAE, "{f}");
+        assert!(f["maxerr"].as_u64().unwrap() <= JPEG_MAX, "{f}");
+    }
+    ng.exits_ok();
+
+    // NetGear's simplejpeg encodes (BGR, 4:2:2, quality 90), ours decodes.
+    let mut rx = rt
+        .block_on(FrameReceiver::bind(
+            &["tcp://127.0.0.1:*"],
+            ReceiverConfig::new(Pattern::ReqRep),
+        ))
+        .unwrap();
+    let port = match rx.endpoints()[0] {
+        ironhouse::Endpoint::Tcp { port, .. } => port,
+        ref other => panic!("{other}"),
+    };
+    let recv = rt.spawn(async move {
+        let mut frames = Vec::new();
+        while let Some(r) = rx.recv().await? {
+            frames.push(r.frame);
+        }
+        Ok::<_, FrameError>(frames)
+    });
+    let mut ng = NetGear::spawn(&args(&[
+        "send",
+        "--port",
+        &port.to_string(),
+        "--pattern",
+        "1",
+        "--jpeg",
+        "--frame",
+        "smooth",
+        "--shape",
+        "480x640x3",
+        "--count",
+        "3",
+    ]));
+    ng.until("closed");
+    let frames = rt
+        .block_on(bounded(RUST_WAIT, recv))
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(frames.len(), 3);
+    for f in frames {
+        assert_eq!(f.shape(), picture.shape());
+        let diffs: Vec<u64> = f
+            .data()
+            .iter()
+            .zip(picture.data().iter())
+            .map(|(a, b)| u64::from(a.abs_diff(*b)))
+            .collect();
+        let mae = diffs.iter().sum::<u64>() as f64 / diffs.len() as f64;
+        eprintln!(
+            "we decoded simplejpeg's: mean error {mae}, max {:?}",
+            diffs.iter().max()
+        );
+        assert!(mae <= JPEG_MAE, "mean error {mae}");
+        assert!(
+            diffs.iter().all(|&d| d <= JPEG_MAX),
+            "max error {:?}",
+            diffs.iter().max()
+        );
+    }
+    ng.exits_ok();
+}

@@ -202,6 +202,24 @@ impl Frame {
         }
     }
 
+    /// A smooth `h`×`w`×3 `uint8` picture (gradients, like a camera's
+    /// rather than noise), for JPEG tests and demos.
+    pub fn gradient(h: usize, w: usize) -> Frame {
+        let mut d = Vec::with_capacity(h * w * 3);
+        for y in 0..h {
+            for x in 0..w {
+                d.push((x * 255 / w) as u8);
+                d.push((y * 255 / h) as u8);
+                d.push(((x + y) * 255 / (w + h)) as u8);
+            }
+        }
+        Frame {
+            dtype: DType::U8,
+            shape: vec![h, w, 3],
+            data: Bytes::from(d),
+        }
+    }
+
     /// Whether this is exactly [`Frame::synthetic`]`(.., seq)` of its shape.
     pub fn is_synthetic(&self, seq: u64) -> bool {
         self.dtype == DType::U8

@@ -39,6 +39,8 @@
 #![forbid(unsafe_code)]
 
 mod frame;
+#[cfg(feature = "jpeg")]
+pub mod jpeg;
 mod keys;
 mod receiver;
 mod sender;
@@ -47,6 +49,8 @@ pub mod wire;
 use std::time::Duration;
 
 pub use frame::{DType, Frame};
+#[cfg(feature = "jpeg")]
+pub use jpeg::{Colorspace, Jpeg};
 pub use keys::{KeyStore, SecureMode};
 pub use receiver::{FrameReceiver, Received, ReceiverConfig};
 pub use sender::{FrameSender, SenderConfig};

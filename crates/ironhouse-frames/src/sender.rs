@@ -47,6 +47,9 @@ pub struct SenderConfig {
     pub connect_timeout: Duration,
     /// Frames queued per receiver (pattern 2 drops beyond it; NetGear uses 1).
     pub hwm: usize,
+    /// Send frames as JPEG (NetGear's `jpeg_compression`); `None`: raw.
+    #[cfg(feature = "jpeg")]
+    pub jpeg: Option<crate::Jpeg>,
 }
 
 impl SenderConfig {
@@ -63,7 +66,16 @@ impl SenderConfig {
             max_retries: 3,
             connect_timeout: Duration::from_secs(10),
             hwm: if pattern == Pattern::PubSub { 1 } else { 1000 },
+            #[cfg(feature = "jpeg")]
+            jpeg: None,
         }
+    }
+
+    /// Sets [`SenderConfig::jpeg`].
+    #[cfg(feature = "jpeg")]
+    pub fn jpeg(mut self, jpeg: Option<crate::Jpeg>) -> SenderConfig {
+        self.jpeg = jpeg;
+        self
     }
 
     /// Sets the secure mode and key folder.
@@ -334,11 +346,19 @@ impl FrameSender {
         if self.gone {
             return Err(FrameError::Closed);
         }
-        let msg = wire::frame_message(
+        #[cfg(feature = "jpeg")]
+        let jpeg = match &self.cfg.jpeg {
+            Some(j) => Some((j.header(), bytes::Bytes::from(j.encode(frame)?))),
+            None => None,
+        };
+        #[cfg(not(feature = "jpeg"))]
+        let jpeg = None;
+        let msg = wire::frame_message_with(
             frame,
             message,
             self.cfg.pattern,
             self.cfg.multiserver_port.as_deref(),
+            jpeg,
         );
         let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
         if !self.cfg.pattern.has_replies() {

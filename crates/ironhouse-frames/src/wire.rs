@@ -179,15 +179,12 @@ pub(crate) fn parse_inbound(msg: Message) -> Result<Inbound, FrameError> {
     if parts.next().is_some() {
         return Err(bad("more than two parts in a frame message"));
     }
-    match h.get("compression") {
-        Some(Value::Bool(false)) | None => {}
-        Some(other) => {
-            return Err(FrameError::Unsupported(format!(
-                "JPEG-compressed frame ({other}); this receiver handles raw frames only (send with jpeg_compression=False)"
-            )))
+    let frame = match h.get("compression") {
+        Some(Value::Bool(false)) | None => {
+            array_from(h.get("dtype"), h.get("shape"), data, ("dtype", "shape"))?
         }
-    }
-    let frame = array_from(h.get("dtype"), h.get("shape"), data, ("dtype", "shape"))?;
+        Some(c) => decode_jpeg(&data, c)?,
+    };
     let message = match h.get("message") {
         None | Some(Value::Null) => None,
         Some(v) => Some(v.clone()),
@@ -199,28 +196,67 @@ pub(crate) fn parse_inbound(msg: Message) -> Result<Inbound, FrameError> {
     })
 }
 
-/// The two parts of a frame message.
+/// Largest JPEG accepted, in pixels (8K video is 33 M).
+#[cfg(feature = "jpeg")]
+const MAX_JPEG_PIXELS: usize = 64 << 20;
+
+#[cfg(feature = "jpeg")]
+fn decode_jpeg(data: &[u8], compression: &Value) -> Result<Frame, FrameError> {
+    crate::jpeg::decode(data, compression, MAX_JPEG_PIXELS)
+}
+
+#[cfg(not(feature = "jpeg"))]
+fn decode_jpeg(_data: &[u8], compression: &Value) -> Result<Frame, FrameError> {
+    Err(FrameError::Unsupported(format!(
+        "JPEG-compressed frame ({compression}); build ironhouse-frames with feature `jpeg`, or send with jpeg_compression=False"
+    )))
+}
+
+/// The two parts of a raw frame message.
+#[cfg(test)]
 pub(crate) fn frame_message(
     frame: &Frame,
     message: Option<&Value>,
     pattern: Pattern,
     port: Option<&str>,
 ) -> Message {
+    frame_message_with(frame, message, pattern, port, None)
+}
+
+/// The two parts of a frame message; `jpeg`: the compression header and
+/// the JPEG bytes in place of the raw ones.
+pub(crate) fn frame_message_with(
+    frame: &Frame,
+    message: Option<&Value>,
+    pattern: Pattern,
+    port: Option<&str>,
+    jpeg: Option<(Value, Bytes)>,
+) -> Message {
     let mut h = Map::new();
     if let Some(p) = port {
         h.insert("port".into(), Value::String(p.into()));
     }
     h.insert("terminate_flag".into(), Value::Bool(false));
-    h.insert("compression".into(), Value::Bool(false));
+    let compressed = jpeg.is_some();
+    let (compression, body) = match jpeg {
+        Some((c, bytes)) => (c, bytes),
+        None => (Value::Bool(false), frame.data().clone()),
+    };
+    h.insert("compression".into(), compression);
     h.insert("message".into(), message.cloned().unwrap_or(Value::Null));
     h.insert(
         "pattern".into(),
         Value::String(pattern.number().to_string()),
     );
-    h.insert("dtype".into(), Value::String(frame.dtype().name().into()));
-    h.insert("shape".into(), json!(frame.shape()));
+    if compressed {
+        h.insert("dtype".into(), Value::String(String::new()));
+        h.insert("shape".into(), Value::String(String::new()));
+    } else {
+        h.insert("dtype".into(), Value::String(frame.dtype().name().into()));
+        h.insert("shape".into(), json!(frame.shape()));
+    }
     let head = serde_json::to_vec(&Value::Object(h)).expect("a JSON map serialises");
-    Message::from(vec![Bytes::from(head), frame.data().clone()])
+    Message::from(vec![Bytes::from(head), body])
 }
 
 /// The single-part termination message.
@@ -290,23 +326,18 @@ pub(crate) fn parse_reply(msg: Message, with_data: bool) -> Result<Reply, FrameE
     let port = h.get("port").and_then(port_text);
     let data = match h.get("return_type").and_then(Value::as_str) {
         Some("ndarray") => {
-            match h.get("compression") {
-                Some(Value::Bool(false)) | None => {}
-                Some(other) => {
-                    return Err(FrameError::Unsupported(format!(
-                        "JPEG-compressed return array ({other})"
-                    )))
-                }
-            }
             let Some(bytes) = parts.next() else {
                 return Err(bad("an ndarray reply without its bytes"));
             };
-            ReturnData::Array(array_from(
-                h.get("array_dtype"),
-                h.get("array_shape"),
-                bytes,
-                ("array_dtype", "array_shape"),
-            )?)
+            match h.get("compression") {
+                Some(Value::Bool(false)) | None => ReturnData::Array(array_from(
+                    h.get("array_dtype"),
+                    h.get("array_shape"),
+                    bytes,
+                    ("array_dtype", "array_shape"),
+                )?),
+                Some(c) => ReturnData::Array(decode_jpeg(&bytes, c)?),
+            }
         }
         Some(_) => match h.get("data") {
             None | Some(Value::Null) => ReturnData::None,
