@@ -5,6 +5,7 @@
 mod bench;
 mod cert_cmd;
 mod demo;
+mod frames_cmd;
 mod keygen;
 mod lines;
 mod socket_cmd;
@@ -45,6 +46,8 @@ enum Command {
     Keygen(keygen::Args),
     /// X.509 certificates for tls://: generate, issue, show, serve and fetch (by fingerprint).
     Cert(cert_cmd::Args),
+    /// NetGear-compatible frame streaming: `frames send`, `frames recv`.
+    Frames(frames_cmd::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -73,6 +76,7 @@ fn main() -> ExitCode {
         Command::Demo => demo::run(),
         Command::Keygen(args) => keygen::run(args),
         Command::Cert(args) => cert_cmd::run(args),
+        Command::Frames(args) => frames_cmd::run(args),
     };
     match result {
         Ok(code) => code,
