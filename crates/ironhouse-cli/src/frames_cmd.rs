@@ -333,11 +333,7 @@ async fn recv(a: RecvArgs) -> Result<ExitCode, crate::BoxError> {
     // The first frame starts the clock: count the frames after it.
     let secs = first.map_or(0.0, |f| last.duration_since(f).as_secs_f64());
     let timed = frames.saturating_sub(1);
-    let timed_bytes = if frames > 0 {
-        bytes - bytes / frames
-    } else {
-        0
-    };
+    let timed_bytes = bytes - bytes.checked_div(frames).unwrap_or(0);
     let mut extra = vec![("terminated", Value::from(rx.is_terminated()))];
     if a.verify {
         extra.push(("verify_failed", bad.into()));
