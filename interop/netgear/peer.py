@@ -80,13 +80,15 @@ def recv(a):
         return_data = synthetic(shape_of(dims), int(seq))
     n = 0
     start = None
+    last = None
     nbytes = 0
     while a.count is None or n < a.count:
         got = client.recv(return_data=return_data)
         if got is None:
             break
+        last = time.perf_counter()
         if start is None:
-            start = time.perf_counter()
+            start = last
         port = message = None
         if a.multiserver:
             if len(got) == 3:
@@ -112,8 +114,12 @@ def recv(a):
                 np.array_equal(frame, synthetic(frame.shape, seq))
             out(event="frame", seq=seq, exact=bool(exact), shape=list(frame.shape),
                 dtype=str(frame.dtype), port=port, message=message)
-    elapsed = time.perf_counter() - start if start else 0.0
-    out(event="terminated", frames=n, seconds=elapsed, bytes=nbytes)
+    # Timed like `ironhouse frames recv`: from the first frame to the last,
+    # so the frames after the first count.
+    elapsed = last - start if start else 0.0
+    timed = max(n - 1, 0)
+    out(event="terminated", frames=n, timed_frames=timed, seconds=elapsed,
+        timed_bytes=nbytes - (nbytes // n if n else 0))
     client.close()
 
 
