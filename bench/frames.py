@@ -11,8 +11,8 @@ line, the shape bench/run.py validates:
 frames_per_sec is measured at each receiver, from its first frame to its last
 (so the frames after the first count), and averaged over the receivers; with
 pattern 2 it is what a receiver got while the sender published as fast as it
-could (both sides drop frames beyond NetGear's high-water mark of 1, the
-default of both implementations). Keys for secure modes are made with
+could for 2 s (both sides drop frames beyond NetGear's high-water mark of 1,
+the default of both implementations). Keys for secure modes are made with
 `ironhouse keygen --layout vidgear` in a temporary folder; both
 implementations read the same files.
 
@@ -38,6 +38,9 @@ ROOT = BENCH_DIR.parent
 PEER = ROOT / "interop" / "netgear" / "peer.py"
 W, H, C = 640, 480, 3
 FRAME_BYTES = W * H * C
+# Pattern 2: both senders publish as fast as they can for this long (at most
+# --count frames); receivers get what the high-water mark lets through.
+PUB_SECONDS = 2.0
 
 
 def free_port() -> int:
@@ -118,6 +121,8 @@ def run(a) -> dict:
         if a.impl == "ironhouse":
             cmd = [a.ironhouse, "frames", "send", "--pattern", str(a.pattern), "--count",
                    str(a.count), "--size", f"{W}x{H}x{C}", "--json"]
+            if a.pattern == 2:
+                cmd += ["--duration", str(PUB_SECONDS)]
             for port in ports:
                 cmd += ["--connect", f"tcp://127.0.0.1:{port}"]
             if a.secure:
@@ -129,7 +134,7 @@ def run(a) -> dict:
             if a.receivers > 1:
                 cmd += ["--multiclient"]
             if a.pattern == 2:
-                cmd += ["--settle", "0.5"]
+                cmd += ["--settle", "0.5", "--duration", str(PUB_SECONDS)]
             if a.secure:
                 cmd += ["--secure", str(a.secure), "--keys", keys]
         sender = start(cmd)

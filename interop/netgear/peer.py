@@ -137,7 +137,11 @@ def send(a):
     shape = shape_of(a.shape)
     frames = [synthetic(shape, i) for i in range(min(a.count, 16))]
     start = time.perf_counter()
+    sent = 0
     for i in range(a.count):
+        if a.duration and time.perf_counter() - start >= a.duration:
+            break
+        sent += 1
         if a.frame == "smooth":
             frame = smooth(shape[0], shape[1])
         else:
@@ -161,7 +165,7 @@ def send(a):
         time.sleep(a.settle)
     if not a.no_close:
         server.close()
-    out(event="closed", frames=a.count, seconds=elapsed)
+    out(event="closed", frames=sent, seconds=elapsed)
 
 
 def main():
@@ -182,6 +186,8 @@ def main():
     p.add_argument("--settle", type=float, default=0.0)
     p.add_argument("--no-close", action="store_true")
     p.add_argument("--bench", action="store_true")
+    p.add_argument("--duration", type=float, default=None,
+                   help="stop sending after this many seconds")
     p.add_argument("--quiet", action="store_true")
     p.add_argument("--jpeg", action="store_true", help="send JPEG (BGR, quality 90)")
     p.add_argument("--frame", choices=["synthetic", "smooth"], default="synthetic",

@@ -77,6 +77,10 @@ struct SendArgs {
     /// Frames to send.
     #[arg(long, default_value_t = 100)]
     count: u64,
+    /// Stop sending after this many seconds, even before --count frames
+    /// (for pattern 2 benchmarks: publish as fast as possible for a while).
+    #[arg(long)]
+    duration: Option<f64>,
     /// Multi-server mode: this sender's port, sent with every frame.
     #[arg(long)]
     multiserver_port: Option<String>,
@@ -251,7 +255,13 @@ async fn send(a: SendArgs) -> Result<ExitCode, crate::BoxError> {
     let start = Instant::now();
     let mut bytes = 0u64;
     let mut replies = 0u64;
+    let stop = a.duration.map(|d| start + Duration::from_secs_f64(d));
+    let mut sent = 0u64;
     for n in 0..a.count {
+        if stop.is_some_and(|t| Instant::now() >= t) {
+            break;
+        }
+        sent += 1;
         let f = &frames[(n % frames.len() as u64) as usize];
         // The synthetic frame's seq, so a receiver can --verify it.
         let seq = n % frames.len() as u64;
@@ -266,7 +276,7 @@ async fn send(a: SendArgs) -> Result<ExitCode, crate::BoxError> {
     report(
         c.json,
         "send",
-        a.count,
+        sent,
         bytes,
         secs,
         &[
