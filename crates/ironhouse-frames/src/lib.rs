@@ -38,6 +38,8 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "ndarray")]
+pub mod array;
 mod frame;
 #[cfg(feature = "jpeg")]
 pub mod jpeg;
@@ -48,6 +50,8 @@ pub mod wire;
 
 use std::time::Duration;
 
+#[cfg(feature = "ndarray")]
+pub use array::Element;
 pub use frame::{DType, Frame};
 #[cfg(feature = "jpeg")]
 pub use jpeg::{Colorspace, Jpeg};
