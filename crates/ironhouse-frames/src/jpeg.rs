@@ -133,6 +133,14 @@ impl Jpeg {
     }
 }
 
+/// Decodes a JPEG image into BGR (NetGear's default colorspace).
+///
+/// # Errors
+/// [`FrameError::BadMessage`] for data that is not a JPEG image.
+pub fn decode_bgr(data: &[u8]) -> Result<Frame, FrameError> {
+    decode(data, &json!({"colorspace": "BGR"}), usize::MAX)
+}
+
 /// Decodes a JPEG frame into the header's colorspace.
 ///
 /// # Errors
