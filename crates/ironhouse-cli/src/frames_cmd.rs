@@ -49,6 +49,10 @@ struct Common {
     /// Accept secret key files others can read (NetGear writes them 0644).
     #[arg(long)]
     allow_insecure_key_permissions: bool,
+    /// Make new server and client key pairs in the key location first,
+    /// replacing any (NetGear's overwrite_cert); peers need the new public keys.
+    #[arg(long)]
+    regenerate_keys: bool,
     /// Bidirectional mode (patterns 0, 1).
     #[arg(long)]
     bidirectional: bool,
@@ -128,7 +132,12 @@ fn key_store(c: &Common) -> Result<KeyStore, crate::BoxError> {
         Some(dir) => KeyStore::at(dir),
         None => KeyStore::default_location()?,
     };
-    Ok(ks.allow_insecure_permissions(c.allow_insecure_key_permissions))
+    let ks = ks.allow_insecure_permissions(c.allow_insecure_key_permissions);
+    if c.regenerate_keys {
+        ks.regenerate()?;
+        eprintln!("new key pairs in {}", ks.dir().join("keys").display());
+    }
+    Ok(ks)
 }
 
 fn pattern(c: &Common) -> Pattern {
