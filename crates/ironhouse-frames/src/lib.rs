@@ -22,6 +22,9 @@
 //!   uses the same security settings (NetGear blocks forever in the first
 //!   case and drops CURVE in the second).
 //!
+//! Features: `jpeg` (JPEG frames as simplejpeg makes them, module `jpeg`) and
+//! `ndarray` (frames to and from arrays, module `array`).
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), ironhouse_frames::FrameError> {
