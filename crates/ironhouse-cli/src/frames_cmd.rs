@@ -100,6 +100,10 @@ struct SendArgs {
     /// Replies lost in a row before giving up.
     #[arg(long, default_value_t = 3)]
     retries: u32,
+    /// Pattern 1: frames in flight before waiting for a reply (1: NetGear's
+    /// lock-step REQ; more: a DEALER, same wire for the receiver).
+    #[arg(long, default_value_t = 1)]
+    window: usize,
 }
 
 #[derive(clap::Args, Debug)]
@@ -223,6 +227,7 @@ async fn send(a: SendArgs) -> Result<ExitCode, crate::BoxError> {
     if let Some(h) = c.hwm {
         cfg = cfg.hwm(h);
     }
+    cfg = cfg.window(a.window);
     if let Some(cs) = &a.jpeg {
         let colorspace = Colorspace::from_name(&cs.to_uppercase())
             .ok_or_else(|| format!("--jpeg {cs:?}: RGB, BGR or GRAY"))?;

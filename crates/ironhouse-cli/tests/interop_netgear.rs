@@ -1279,3 +1279,48 @@ fn cli_frames_send_and_recv_against_netgear_with_ironhouse_security() {
     assert_eq!(report["terminated"], true);
     ng.exits_ok();
 }
+
+#[test]
+fn a_window_of_frames_in_flight_to_netgear() {
+    // Our DEALER with 4 frames in flight; NetGear's REP answers each in turn.
+    let rt = rt();
+    let (dir, ks) = keys("window");
+    let port = free_port();
+    let mut a = args(&["recv", "--port", &port.to_string(), "--pattern", "1"]);
+    a.extend(secure_args(SecureMode::IronHouse, &dir));
+    let mut ng = NetGear::spawn(&a);
+    ng.ready();
+    let ep = format!("tcp://127.0.0.1:{port}");
+    let n = 20u64;
+    let (tx, replies) = rt
+        .block_on(bounded(RUST_WAIT, async {
+            let cfg = sender_cfg(Pattern::ReqRep, SecureMode::IronHouse, &ks).window(4);
+            let mut tx = FrameSender::connect(&[ep.as_str()], cfg).await?;
+            let mut replies = 0;
+            for i in 0..n {
+                if let Some(Reply::Ack(t)) = tx
+                    .send(&Frame::synthetic(48, 64, 3, i), Some(&seq_msg(i)))
+                    .await?
+                {
+                    assert!(t.starts_with("Data received on device: "), "{t}");
+                    replies += 1;
+                }
+            }
+            Ok::<_, FrameError>((tx, replies))
+        }))
+        .expect("bounded")
+        .unwrap_or_else(|e| panic!("{e}\n{}", ng.diagnostics()));
+    assert_eq!(replies, n - 4);
+    let mut lines = ng.frames(n as usize);
+    let acks = rt
+        .block_on(bounded(RUST_WAIT, tx.close()))
+        .expect("bounded")
+        .unwrap_or_else(|e| panic!("{e}\n{}", ng.diagnostics()));
+    assert_eq!(
+        acks,
+        vec!["Termination signal successfully received at Client's end!".to_string()]
+    );
+    lines.extend(ng.until("terminated"));
+    check_netgear_frames(&lines, n, Pattern::ReqRep, &ng);
+    ng.exits_ok();
+}

@@ -47,6 +47,12 @@ pub struct SenderConfig {
     pub connect_timeout: Duration,
     /// Frames queued per receiver (pattern 2 drops beyond it; NetGear uses 1).
     pub hwm: usize,
+    /// Pattern 1: frames in flight before [`FrameSender::send`] waits for a
+    /// reply. 1 (the default) is NetGear's lock-step REQ; more sends from a
+    /// DEALER (the same wire for the receiver, which still answers each frame
+    /// in order), so encrypting the next frame overlaps the receiver's work
+    /// on the last one, and `send` returns the reply to an earlier frame.
+    pub window: usize,
     /// Send frames as JPEG (NetGear's `jpeg_compression`); `None`: raw.
     #[cfg(feature = "jpeg")]
     pub jpeg: Option<crate::Jpeg>,
@@ -66,6 +72,7 @@ impl SenderConfig {
             max_retries: 3,
             connect_timeout: Duration::from_secs(10),
             hwm: if pattern == Pattern::PubSub { 1 } else { 1000 },
+            window: 1,
             #[cfg(feature = "jpeg")]
             jpeg: None,
         }
@@ -116,6 +123,12 @@ impl SenderConfig {
         self
     }
 
+    /// Sets [`SenderConfig::window`] (at least 1).
+    pub fn window(mut self, n: usize) -> SenderConfig {
+        self.window = n.max(1);
+        self
+    }
+
     /// Sets [`SenderConfig::hwm`].
     pub fn hwm(mut self, n: usize) -> SenderConfig {
         self.hwm = n.max(1);
@@ -144,6 +157,11 @@ impl SenderConfig {
                 "multi-client and multi-server modes exclude each other".into(),
             ));
         }
+        if self.window > 1 && (p != Pattern::ReqRep || self.multiclient) {
+            return Err(FrameError::Config(
+                "a window of frames in flight needs pattern 1 with one receiver".into(),
+            ));
+        }
         if endpoints == 0 {
             return Err(FrameError::Config("no endpoint to connect to".into()));
         }
@@ -168,6 +186,8 @@ pub struct FrameSender {
     /// Multi-client: receivers' ports seen in replies.
     ports: Vec<String>,
     gone: bool,
+    /// Windowed pattern 1: frames sent whose reply has not been read.
+    in_flight: usize,
 }
 
 impl FrameSender {
@@ -206,6 +226,7 @@ impl FrameSender {
             cfg,
             ports: Vec::new(),
             gone: false,
+            in_flight: 0,
         };
         me.open().await?;
         me.wait_connected().await?;
@@ -218,8 +239,10 @@ impl FrameSender {
         // wait for them instead of guessing.
         let kind = match self.cfg.pattern {
             Pattern::PubSub => ironhouse::SocketType::Xpub,
+            Pattern::ReqRep if self.windowed() => ironhouse::SocketType::Dealer,
             p => p.socket_types().0,
         };
+        self.in_flight = 0;
         let mut s = Socket::with_options(kind, self.options.clone());
         self.events = s.monitor();
         for ep in &self.endpoints {
@@ -360,54 +383,98 @@ impl FrameSender {
             self.cfg.multiserver_port.as_deref(),
             jpeg,
         );
-        let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
         if !self.cfg.pattern.has_replies() {
+            let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
             socket.send(msg).await?;
             // PUB never waits; let the connections' tasks run.
             tokio::task::yield_now().await;
             return Ok(None);
         }
+        if self.windowed() {
+            let reply = if self.in_flight >= self.cfg.window {
+                Some(self.next_reply().await?)
+            } else {
+                None
+            };
+            let mut msg = msg;
+            msg.push_front(bytes::Bytes::new());
+            let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
+            match tokio::time::timeout(self.cfg.request_timeout, socket.send(msg)).await {
+                Ok(r) => r?,
+                Err(_) => return Err(self.lost("handing over a frame").await),
+            }
+            self.in_flight += 1;
+            return Ok(reply);
+        }
+        let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
         let exchange = async {
             socket.send(msg).await?;
             socket.recv().await
         };
         match tokio::time::timeout(self.cfg.request_timeout, exchange).await {
-            Ok(Ok(reply)) => {
-                self.retries_left = self.cfg.max_retries.max(1);
-                let reply =
-                    wire::parse_reply(reply, self.cfg.bidirectional || self.cfg.multiclient)?;
-                if let Reply::Data { port: Some(p), .. } = &reply {
-                    if self.cfg.multiclient && !self.ports.contains(p) {
-                        self.ports.push(p.clone());
-                    }
+            Ok(Ok(reply)) => self.got_reply(reply).map(Some),
+            Ok(Err(e)) => Err(e.into()),
+            Err(_) => Err(self.lost("the reply to a frame").await),
+        }
+    }
+
+    fn windowed(&self) -> bool {
+        self.cfg.pattern == Pattern::ReqRep && self.cfg.window > 1
+    }
+
+    fn got_reply(&mut self, reply: ironhouse::Message) -> Result<Reply, FrameError> {
+        self.retries_left = self.cfg.max_retries.max(1);
+        let reply = wire::parse_reply(reply, self.cfg.bidirectional || self.cfg.multiclient)?;
+        if let Reply::Data { port: Some(p), .. } = &reply {
+            if self.cfg.multiclient && !self.ports.contains(p) {
+                self.ports.push(p.clone());
+            }
+        }
+        Ok(reply)
+    }
+
+    /// Windowed pattern 1: the reply to the oldest frame in flight.
+    async fn next_reply(&mut self) -> Result<Reply, FrameError> {
+        let socket = self.socket.as_mut().ok_or(FrameError::Closed)?;
+        match tokio::time::timeout(self.cfg.request_timeout, socket.recv()).await {
+            Ok(Ok(mut reply)) => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                // DEALER sees REP's empty delimiter.
+                if reply.frames().first().is_some_and(|f| f.is_empty()) {
+                    reply.pop_front();
                 }
-                Ok(Some(reply))
+                self.got_reply(reply)
             }
             Ok(Err(e)) => Err(e.into()),
-            Err(_) => {
-                self.retries_left -= 1;
-                let detail = self.detail();
-                if self.retries_left == 0 {
-                    self.gone = true;
-                    self.socket = None;
-                    return Err(FrameError::ReceiverGone {
-                        retries: self.cfg.max_retries,
-                        detail,
-                    });
-                }
-                tracing::warn!(
-                    retries_left = self.retries_left,
-                    "no reply within {:?}; reconnecting",
-                    self.cfg.request_timeout
-                );
-                // A fresh socket with the same options: the same security, never NULL.
-                self.open().await?;
-                Err(FrameError::Timeout {
-                    what: "the reply to a frame",
-                    after: self.cfg.request_timeout,
-                    detail,
-                })
-            }
+            Err(_) => Err(self.lost("the reply to a frame").await),
+        }
+    }
+
+    /// A reply did not come: Lazy Pirate's reconnection, or giving up.
+    async fn lost(&mut self, what: &'static str) -> FrameError {
+        self.retries_left = self.retries_left.saturating_sub(1);
+        let detail = self.detail();
+        if self.retries_left == 0 {
+            self.gone = true;
+            self.socket = None;
+            return FrameError::ReceiverGone {
+                retries: self.cfg.max_retries,
+                detail,
+            };
+        }
+        tracing::warn!(
+            retries_left = self.retries_left,
+            "no reply within {:?}; reconnecting",
+            self.cfg.request_timeout
+        );
+        // A fresh socket with the same options: the same security, never NULL.
+        if let Err(e) = self.open().await {
+            return e;
+        }
+        FrameError::Timeout {
+            what,
+            after: self.cfg.request_timeout,
+            detail,
         }
     }
 
@@ -424,6 +491,11 @@ impl FrameSender {
     /// # Cancel safety
     /// Cancel safe: the socket closes when dropped.
     pub async fn close(mut self) -> Result<Vec<String>, FrameError> {
+        // Windowed pattern 1: the replies still owed first (each bounded).
+        while self.in_flight > 0 && !self.gone && self.socket.is_some() {
+            self.next_reply().await?;
+        }
+        let windowed = self.windowed();
         let Some(mut socket) = self.socket.take() else {
             return Ok(Vec::new());
         };
@@ -461,15 +533,26 @@ impl FrameSender {
                     1
                 };
                 for _ in 0..n {
+                    let mut out = msg.clone();
+                    if windowed {
+                        out.push_front(bytes::Bytes::new());
+                    }
                     let exchange = async {
-                        socket.send(msg.clone()).await?;
+                        socket.send(out).await?;
                         socket.recv().await
                     };
                     match tokio::time::timeout(t, exchange).await {
-                        Ok(Ok(reply)) => acks.push(
-                            String::from_utf8_lossy(reply.frames().first().map_or(&[][..], |f| f))
+                        Ok(Ok(mut reply)) => {
+                            if windowed && reply.frames().first().is_some_and(|f| f.is_empty()) {
+                                reply.pop_front();
+                            }
+                            acks.push(
+                                String::from_utf8_lossy(
+                                    reply.frames().first().map_or(&[][..], |f| f),
+                                )
                                 .into_owned(),
-                        ),
+                            )
+                        }
                         Ok(Err(e)) => return Err(e.into()),
                         Err(_) => {
                             let detail = self.detail();

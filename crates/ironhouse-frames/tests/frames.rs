@@ -635,3 +635,59 @@ async fn netgear_refusals_are_refused_here_too() {
     .await;
     assert!(matches!(e, Err(FrameError::Config(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_window_of_frames_in_flight_keeps_order_and_replies() {
+    let dir = TempDir::new("window");
+    let mut rx = FrameReceiver::bind(
+        &["tcp://127.0.0.1:*"],
+        ReceiverConfig::new(Pattern::ReqRep).secure(SecureMode::IronHouse, dir.keys()),
+    )
+    .await
+    .unwrap();
+    let ep = rx.endpoints()[0].to_string();
+    let cfg = fast(SenderConfig::new(Pattern::ReqRep).secure(SecureMode::IronHouse, dir.keys()))
+        .window(3);
+    let mut tx = FrameSender::connect(&[ep.as_str()], cfg).await.unwrap();
+    let recv = async move {
+        let mut seqs = Vec::new();
+        while let Some(r) = rx.recv().await.unwrap() {
+            let seq = r.message.unwrap()["seq"].as_u64().unwrap();
+            assert!(r.frame.is_synthetic(seq));
+            seqs.push(seq);
+        }
+        seqs
+    };
+    let send = async move {
+        let mut replies = 0;
+        for i in 0..20u64 {
+            let r = tx
+                .send(&Frame::synthetic(48, 64, 3, i), Some(&json!({ "seq": i })))
+                .await
+                .unwrap();
+            // The first three frames fill the window; then one reply each.
+            assert_eq!(r.is_some(), i >= 3, "frame {i}: {r:?}");
+            if let Some(Reply::Ack(t)) = r {
+                assert!(t.starts_with("Data received on device: "));
+                replies += 1;
+            }
+        }
+        (replies, tx.close().await.unwrap())
+    };
+    let (seqs, (replies, acks)) =
+        tokio::time::timeout(TEST_LIMIT, async { tokio::join!(recv, send) })
+            .await
+            .expect("bounded");
+    assert_eq!(seqs, (0..20).collect::<Vec<_>>());
+    assert_eq!(replies, 17);
+    assert_eq!(
+        acks,
+        vec!["Termination signal successfully received at Client's end!".to_string()]
+    );
+    let e = FrameSender::connect(
+        &["tcp://127.0.0.1:1"],
+        SenderConfig::new(Pattern::PubSub).window(2),
+    )
+    .await;
+    assert!(matches!(e, Err(FrameError::Config(_))));
+}
