@@ -52,7 +52,10 @@ METRICS = {
     "thr": [("msgs_per_sec", "msg/s", "higher"), ("mb_per_sec", "MB/s", "higher")],
     "lat": [("median_us", "µs", "lower"), ("p99_us", "µs", "lower")],
     "hs": [("median_us", "µs", "lower"), ("p99_us", "µs", "lower")],
+    "frames": [("frames_per_sec", "fps", "higher"), ("mb_per_sec", "MB/s", "higher")],
 }
+# The frames group runs both sides through bench/frames.py (NetGear frames).
+FRAMES_PY = "frames.py"
 
 
 def _base_args(mode: str, size: int | None, count: int) -> list[str]:
@@ -84,7 +87,14 @@ def _rawtls_args(sc: "Scenario", quick: bool) -> list[str]:
     return _base_args(mode, sc.size, sc.count_for(quick))
 
 
+def _frames_args(sc: "Scenario", quick: bool, impl: str = "netgear") -> list[str]:
+    pattern, secure, receivers = sc.frames
+    return ["--impl", impl, "--pattern", str(pattern), "--secure", str(secure),
+            "--receivers", str(receivers), "--count", str(sc.count_for(quick))]
+
+
 LIBZMQ = Anchor("libzmq", ZMQ_BENCH, "libzmq", _same_args)
+NETGEAR = Anchor("NetGear", FRAMES_PY, "netgear", _frames_args)
 RUSTLS = Anchor("rustls", IRONHOUSE_BIN, "rustls", _rawtls_args, (("tls", True),))
 TCP = Anchor("tcp://", IRONHOUSE_BIN, "ironhouse", _tcp_args, (("tls", False),))
 
@@ -101,9 +111,12 @@ class Scenario:
     what: str = ""
     tls: bool = False  # ours runs with --tls
     anchor: Anchor = LIBZMQ
+    frames: tuple | None = None  # (pattern, secure mode, receivers) for mode "frames"
 
     def args(self, quick: bool) -> list[str]:
         """Arguments of `ironhouse bench` (ours)."""
+        if self.mode == "frames":
+            return _frames_args(self, quick, "ironhouse")
         a = _same_args(self, quick)
         return a + (["--tls"] if self.tls else [])
 
@@ -120,6 +133,8 @@ class Scenario:
         return OURS if role == OURS else self.anchor.label
 
     def binary(self, role: str) -> str:
+        if self.mode == "frames":
+            return FRAMES_PY
         return IRONHOUSE_BIN if role == OURS else self.anchor.binary
 
 
@@ -157,14 +172,36 @@ def _scenarios() -> list[Scenario]:
                  what="new REQ: TCP connect + TLS handshake + ZMTP handshake + first 64 B "
                       "round trip, vs raw rustls connect + handshake + 64 B round trip"),
     ]
+    out += _frames_scenarios()
     return out
+
+
+def _frames_scenarios() -> list[Scenario]:
+    """640x480x3 uint8 frames, raw; ironhouse frames vs NetGear (bench/frames.py)."""
+    size = 640 * 480 * 3
+    return [
+        Scenario("frames-p1-s0", "frames", size, 3000, 300, False, anchor=NETGEAR,
+                 frames=(1, 0, 1),
+                 what="frames/s, pattern 1 (REQ/REP), raw 640x480x3, secure mode 0"),
+        Scenario("frames-p1-s2", "frames", size, 2000, 200, True, anchor=NETGEAR,
+                 frames=(1, 2, 1),
+                 what="frames/s, pattern 1 (REQ/REP), raw 640x480x3, secure mode 2 (IronHouse)"),
+        # Pattern 2: senders publish for 2 s (bench/frames.py); the count
+        # is only a ceiling.
+        Scenario("frames-p2-fanout2-s0", "frames", size, 100_000_000, 100_000_000, False,
+                 anchor=NETGEAR, frames=(2, 0, 2),
+                 what="frames/s per receiver, pattern 2 (PUB/SUB) to 2 receivers, raw "
+                      "640x480x3, secure mode 0, 2 s of publishing as fast as possible, "
+                      "high-water mark 1 (frames dropped)"),
+    ]
 
 
 SCENARIOS = _scenarios()
 BY_NAME = {s.name: s for s in SCENARIOS}
 GROUPS = {
-    "null": [s.name for s in SCENARIOS if not s.curve and not s.tls],
-    "curve": [s.name for s in SCENARIOS if s.curve],
+    "null": [s.name for s in SCENARIOS if not s.curve and not s.tls and s.mode != "frames"],
+    "curve": [s.name for s in SCENARIOS if s.curve and s.mode != "frames"],
+    "frames": [s.name for s in SCENARIOS if s.mode == "frames"],
     "tls": [s.name for s in SCENARIOS if s.tls],
     "all": [s.name for s in SCENARIOS],
 }
@@ -451,7 +488,7 @@ def render_table(sc: Scenario, rows: list[dict], results: list[RunResult]) -> st
     if sc.anchor is LIBZMQ:
         cmds = [f"`{pin}<impl> {ours_args}`"]
     else:
-        cmds = [f"ironhouse: `{pin}ironhouse bench {ours_args}`",
+        cmds = [f"ironhouse: `{pin}{_binary_name(sc.binary(OURS))} {ours_args}`",
                 f"{anchor}: `{pin}{_binary_name(sc.anchor.binary)} "
                 f"{' '.join(sc.anchor_args(quick))}`"]
     out = [f"### {sc.name}: {sc.what}", ""] + [c + "  " for c in cmds[:-1]] + [cmds[-1], "",
@@ -481,6 +518,8 @@ def render_table(sc: Scenario, rows: list[dict], results: list[RunResult]) -> st
 
 
 def _binary_name(binary: str) -> str:
+    if binary == FRAMES_PY:
+        return "python3 bench/frames.py"
     return "ironhouse bench" if binary == IRONHOUSE_BIN else binary
 
 
@@ -610,6 +649,10 @@ def main(argv: list[str]) -> int:
         if not ours.exists():
             raise SystemExit(f"run.py: ironhouse binary {ours} not found")
         binaries[IRONHOUSE_BIN] = [str(ours), "bench"]
+    if FRAMES_PY in needed:
+        ours = Path(args.ironhouse).absolute() if args.ironhouse else build_ironhouse()
+        binaries[FRAMES_PY] = [sys.executable, str(BENCH_DIR / "frames.py"),
+                               "--ironhouse", str(ours)]
     uses_libzmq = any(sc.anchor is LIBZMQ for sc in scenarios)
 
     out_dir = Path(args.out)
@@ -699,7 +742,14 @@ def self_test() -> int:
     assert [s.name for s in select_scenarios(["lat64*", "hs-curve"])] == \
         ["lat64-null", "lat64-null-pin1", "lat64-curve", "lat64-curve-pin1", "hs-curve",
          "lat64-tls", "lat64-tls-pin1"]
-    assert len(select_scenarios(["all"])) == len(SCENARIOS) == 14
+    assert len(select_scenarios(["all"])) == len(SCENARIOS) == 17
+    assert [s.name for s in select_scenarios(["frames"])] == \
+        ["frames-p1-s0", "frames-p1-s2", "frames-p2-fanout2-s0"]
+    fr = BY_NAME["frames-p1-s2"]
+    assert fr.binary(OURS) == fr.binary(ANCHOR) == FRAMES_PY and fr.curve
+    assert fr.args(True) == ["--impl", "ironhouse", "--pattern", "1", "--secure", "2",
+                             "--receivers", "1", "--count", "200"]
+    assert fr.anchor_args(True)[:2] == ["--impl", "netgear"]
     assert [s.name for s in select_scenarios(["tls"])] == \
         ["thr1m-tls", "lat64-tls", "lat64-tls-pin1", "hs-tls"]
     assert not any(s.tls for s in select_scenarios(["null", "curve"]))

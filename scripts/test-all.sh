@@ -141,6 +141,7 @@ run_interop() {
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_python_tls
     # The relay: the native protocol from pyzmq + msgpack, and real tlspyo endpoints.
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-relay --features interop
+    IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_netgear
 }
 
 run_ssh() {

@@ -7,6 +7,7 @@ mod cert_cmd;
 mod conn_flags;
 mod demo;
 mod endpoint_cmd;
+mod frames_cmd;
 mod keygen;
 mod lines;
 mod relay_cmd;
@@ -52,6 +53,8 @@ enum Command {
     Relay(relay_cmd::Args),
     /// A relay endpoint for scripts: broadcast, produce, listen, consume.
     Endpoint(endpoint_cmd::Args),
+    /// NetGear-compatible frame streaming: `frames send`, `frames recv`.
+    Frames(frames_cmd::Args),
 }
 
 fn init_logging(verbose: u8, quiet: bool) {
@@ -82,6 +85,7 @@ fn main() -> ExitCode {
         Command::Cert(args) => cert_cmd::run(args),
         Command::Relay(args) => relay_cmd::run(args),
         Command::Endpoint(args) => endpoint_cmd::run(args),
+        Command::Frames(args) => frames_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -478,6 +478,7 @@ impl<C: Codec> Endpoint<C> {
         if dest.0.is_empty() {
             return Err(Error::Invalid("empty destination".into()));
         }
+        self.check_open()?;
         self.reserve(payload.len()).await?;
         self.commands
             .send(Command::Publish {
@@ -507,6 +508,16 @@ impl<C: Codec> Endpoint<C> {
     /// Cancel safe.
     pub async fn produce_bytes(&self, group: &str, payload: impl Into<Bytes>) -> Result<()> {
         self.send_bytes(payload.into(), vec![(group, 1)]).await
+    }
+
+    /// Fails once the endpoint is rejected or stopped (the state is set
+    /// before the driver stops taking commands).
+    fn check_open(&self) -> Result<()> {
+        match &*self.shared.state.borrow() {
+            ConnectionState::Rejected(r) => Err(Error::Rejected(r.clone())),
+            ConnectionState::Stopped => Err(Error::Stopped),
+            _ => Ok(()),
+        }
     }
 
     fn ended(&self) -> Error {
@@ -624,6 +635,7 @@ impl<C: Codec> Endpoint<C> {
     /// # Cancel safety
     /// Cancel safe.
     pub async fn notify_many(&self, credit: Vec<(String, i64)>) -> Result<()> {
+        self.check_open()?;
         self.commands
             .send(Command::Notify(credit))
             .map_err(|_| self.ended())
