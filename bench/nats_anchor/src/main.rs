@@ -18,8 +18,10 @@
 //! libzmq `local_thr` convention), `mb_per_sec` is that times SIZE / 10^6,
 //! `pub_msgs_per_sec` is COUNT / (first publish .. flush done) and `lost` is
 //! SUBS*COUNT minus the messages received. Every wait is bounded: a
-//! subscriber gives up after 5 s without a message, and the whole run after
-//! `--timeout` seconds (default 120). On any loss, timeout, wrong-sized
+//! subscriber gives up after 5 s without a message (counted from the
+//! publisher's flush if none came yet), a failed setup or publisher stops the
+//! others at once, and the whole run ends after `--timeout` seconds (default
+//! 120). On any loss, timeout, wrong-sized
 //! message or error it explains on stderr and exits 1; it prints the JSON line
 //! only when the publisher finished (so a loss is still visible as `lost`, but
 //! a failed setup never looks like a result). Usage errors exit 2.
@@ -33,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 const SUBJECT: &str = "bench.fanout";
 /// A subscriber that has started receiving gives up after this long without a message.
@@ -92,6 +94,19 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
+/// Where the run is; main and the publisher move it on, subscribers watch it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Clients connecting and subscribing.
+    Setup,
+    /// Everyone is ready: publish.
+    Go,
+    /// The publisher has published and flushed everything.
+    Published,
+    /// Setup or publishing failed: stop waiting.
+    Aborted,
+}
+
 /// What one subscriber saw.
 struct SubResult {
     received: u64,
@@ -142,6 +157,7 @@ fn subscriber(
     a: &Args,
     deadline: Instant,
     ready: mpsc::Sender<Result<(), String>>,
+    mut phase: watch::Receiver<Phase>,
 ) -> SubResult {
     let fail = |e: String| SubResult {
         received: 0,
@@ -198,12 +214,29 @@ fn subscriber(
         let mut error = None;
         while received < a.count {
             // Before the first message, wait up to the overall deadline (the
-            // publisher may still be waiting for the other subscribers).
-            let wait = match first {
-                None => remaining(deadline),
-                Some(_) => IDLE.min(remaining(deadline)),
+            // publisher may still be waiting for the other subscribers), unless
+            // the run is aborted or everything has been published already.
+            let now_phase = *phase.borrow_and_update();
+            if first.is_none() && now_phase == Phase::Aborted {
+                error = Some(format!("subscriber {idx}: run aborted before any message"));
+                break;
+            }
+            let wait = if first.is_none() && now_phase != Phase::Published {
+                remaining(deadline)
+            } else {
+                IDLE.min(remaining(deadline))
             };
-            match tokio::time::timeout(wait, sub.next()).await {
+            let next = tokio::select! {
+                r = tokio::time::timeout(wait, sub.next()) => r,
+                changed = phase.changed(), if first.is_none() => {
+                    if changed.is_err() {
+                        error = Some(format!("subscriber {idx}: run abandoned"));
+                        break;
+                    }
+                    continue; // re-evaluate the phase
+                }
+            };
+            match next {
                 Ok(Some(msg)) => {
                     let now = Instant::now();
                     first.get_or_insert(now);
@@ -257,8 +290,23 @@ fn publisher(
     a: &Args,
     deadline: Instant,
     ready: mpsc::Sender<Result<(), String>>,
-    go: oneshot::Receiver<bool>,
+    phase: &watch::Sender<Phase>,
     done: oneshot::Receiver<()>,
+) -> Result<Duration, String> {
+    let result = publish(a, deadline, ready, phase.subscribe(), done, phase);
+    if result.is_err() {
+        phase.send_replace(Phase::Aborted);
+    }
+    result
+}
+
+fn publish(
+    a: &Args,
+    deadline: Instant,
+    ready: mpsc::Sender<Result<(), String>>,
+    mut go: watch::Receiver<Phase>,
+    done: oneshot::Receiver<()>,
+    phase: &watch::Sender<Phase>,
 ) -> Result<Duration, String> {
     let rt = runtime()?;
     rt.block_on(async {
@@ -273,9 +321,9 @@ fn publisher(
                 return Err(e);
             }
         };
-        match tokio::time::timeout(remaining(deadline), go).await {
-            Ok(Ok(true)) => {}
-            Ok(Ok(false) | Err(_)) => return Err("publisher: not started".to_string()),
+        match tokio::time::timeout(remaining(deadline), go.wait_for(|p| *p != Phase::Setup)).await {
+            Ok(Ok(p)) if *p == Phase::Go => {}
+            Ok(_) => return Err("publisher: not started (setup failed)".to_string()),
             Err(_) => return Err("publisher: timed out waiting to start".to_string()),
         }
         let payload = Bytes::from(vec![b'x'; a.size]);
@@ -297,6 +345,7 @@ fn publisher(
             Ok(r) => r?,
             Err(_) => return Err("publisher: timed out publishing".to_string()),
         };
+        phase.send_replace(Phase::Published);
         // Keep the connection (and its runtime, which answers server PINGs) alive
         // until the subscribers are done.
         let _ = tokio::time::timeout(remaining(deadline), done).await;
@@ -330,7 +379,7 @@ fn main() -> ExitCode {
     };
     let deadline = Instant::now() + a.timeout;
     let (ready_tx, ready_rx) = mpsc::channel();
-    let (go_tx, go_rx) = oneshot::channel();
+    let (phase_tx, _) = watch::channel(Phase::Setup);
     let (done_tx, done_rx) = oneshot::channel();
 
     let (sub_results, pub_result, setup_errors) = thread::scope(|s| {
@@ -338,12 +387,14 @@ fn main() -> ExitCode {
         let subs: Vec<_> = (0..a.subs)
             .map(|i| {
                 let ready = ready_tx.clone();
-                s.spawn(move || subscriber(i, a, deadline, ready))
+                let phase = phase_tx.subscribe();
+                s.spawn(move || subscriber(i, a, deadline, ready, phase))
             })
             .collect();
         let publisher = {
             let ready = ready_tx.clone();
-            s.spawn(move || publisher(a, deadline, ready, go_rx, done_rx))
+            let phase = &phase_tx;
+            s.spawn(move || publisher(a, deadline, ready, phase, done_rx))
         };
         drop(ready_tx);
         // Everyone connected (and every subscription registered) before publishing.
@@ -358,7 +409,11 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let _ = go_tx.send(setup_errors.is_empty());
+        phase_tx.send_replace(if setup_errors.is_empty() {
+            Phase::Go
+        } else {
+            Phase::Aborted
+        });
         let sub_results: Vec<SubResult> = subs
             .into_iter()
             .map(|h| {
