@@ -5,6 +5,35 @@
 //! (the relay keeps the last one for members that join later) or
 //! **produced** into the group's work queue, where it waits until a member
 //! that asked for work with **notify** takes it.
+//!
+//! It is not a message broker with persistence: the relay keeps objects in
+//! memory, bounded, and forgets them when it stops.
+//!
+//! Layers, bottom up:
+//! - [`protocol`]: the native wire messages (ZMTP multipart between an
+//!   endpoint's DEALER and the relay's ROUTER), specified in
+//!   `docs/relay-protocol.md` so any ZeroMQ binding can be an endpoint;
+//! - [`core`]: the relay's rules as a state machine without I/O;
+//! - [`tlspyo`]: tlspyo 0.3.0's frames, so unchanged tlspyo endpoints join
+//!   the same groups;
+//! - [`Relay`] and [`Endpoint`]: the tokio drivers, with [`blocking`]
+//!   facades; [`codec`]: how typed objects become bytes.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> ironhouse_relay::Result<()> {
+//! use ironhouse_relay::{Endpoint, Relay, Wait};
+//! use std::time::Duration;
+//! let relay = Relay::builder().bind("tcp://127.0.0.1:*").start().await?;
+//! let url = &relay.endpoints()[0];
+//! let worker = Endpoint::builder(url).group("jobs").connect().await?;
+//! let boss = Endpoint::builder(url).group("boss").connect().await?;
+//! boss.produce("jobs", &("resize", 42u32)).await?;
+//! worker.notify("jobs", 1).await?;
+//! let job: Vec<(String, u32)> = worker.pop(1, Wait::For(Duration::from_secs(5))).await?;
+//! assert_eq!(job, [("resize".to_string(), 42)]);
+//! # Ok(()) }
+//! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
