@@ -8,6 +8,7 @@ mod demo;
 mod keygen;
 mod lines;
 mod socket_cmd;
+mod sqlite_cmd;
 
 use std::process::ExitCode;
 
@@ -45,15 +46,21 @@ enum Command {
     Keygen(keygen::Args),
     /// X.509 certificates for tls://: generate, issue, show, serve and fetch (by fingerprint).
     Cert(cert_cmd::Args),
+    /// A SQLite database served to sqlite_rx clients (flag for flag with sqlite_rx's sqlite-server).
+    SqliteServer(sqlite_cmd::ServerArgs),
+    /// Run a query on a sqlite-server (flag for flag with sqlite_rx's sqlite-client, runs it once).
+    SqliteClient(sqlite_cmd::ClientArgs),
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, level: Option<&'static str>) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
+    let default = match (verbose, level) {
+        // sqlite-server/-client: their -l/--log-level.
+        (0, Some(level)) => level,
         // The demo provokes refusals on purpose and prints them itself.
-        0 if quiet => "error",
-        0 => "warn",
-        1 => "debug",
+        (0, None) if quiet => "error",
+        (0, None) => "warn",
+        (1, _) => "debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -66,13 +73,20 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, matches!(cli.command, Command::Demo));
+    let level = match &cli.command {
+        Command::SqliteServer(a) => Some(a.log_filter()),
+        Command::SqliteClient(a) => Some(a.log_filter()),
+        _ => None,
+    };
+    init_logging(cli.verbose, matches!(cli.command, Command::Demo), level);
     let result = match cli.command {
         Command::Socket(args) => socket_cmd::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Demo => demo::run(),
         Command::Keygen(args) => keygen::run(args),
         Command::Cert(args) => cert_cmd::run(args),
+        Command::SqliteServer(args) => sqlite_cmd::run_server(args),
+        Command::SqliteClient(args) => sqlite_cmd::run_client(args),
     };
     match result {
         Ok(code) => code,
