@@ -138,6 +138,7 @@ run_interop() {
         cargo test -p ironhouse-cli --features interop --test interop_pyzmq
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_pyzmq_security
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_python_tls
+    IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_sqlite_rx
 }
 
 run_ssh() {
