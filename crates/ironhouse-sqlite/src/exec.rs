@@ -388,11 +388,11 @@ impl Engine {
                 }
                 Err(Fail::Execute(e)) => {
                     self.shared.cursor().rowcount = -1;
-                    wire::error_reply(&e)
+                    wire::error_reply(&self.explain(e))
                 }
                 Err(Fail::Fetch(e)) => {
                     self.shared.cursor().lastrowid = lastrowid;
-                    wire::error_reply(&e)
+                    wire::error_reply(&self.explain(e))
                 }
                 Err(Fail::Untouched(e)) => wire::error_reply(&e),
             })
