@@ -234,6 +234,29 @@ enum ClientCommand {
         /// The SQL.
         query: String,
     },
+    /// Load for bench/sqlite_bench.py: run a workload for a while and print
+    /// one JSON line (queries per second, or seconds per batch).
+    #[command(hide = true)]
+    Bench {
+        /// select1, rows1000 or many10k.
+        kind: BenchKind,
+        /// How long to run.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// Concurrent clients (one socket each).
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum BenchKind {
+    /// `SELECT 1` in a loop.
+    Select1,
+    /// A 1,000-row, 3-column SELECT in a loop.
+    Rows1000,
+    /// `executemany` of 10,000 4-column rows, repeated.
+    Many10k,
 }
 
 fn to_json(v: &SqlValue) -> serde_json::Value {
@@ -273,7 +296,14 @@ pub fn run_client(args: ClientArgs) -> Result<ExitCode, crate::BoxError> {
         .options(options)
         .request_timeout(seconds(args.request_timeout, "--request-timeout")?)
         .retries(args.retries);
-    let ClientCommand::Exec { query } = args.command;
+    let query = match args.command {
+        ClientCommand::Exec { query } => query,
+        ClientCommand::Bench {
+            kind,
+            seconds: secs,
+            clients,
+        } => return bench(config, kind, seconds(secs, "--seconds")?, clients.max(1)),
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -315,4 +345,120 @@ pub fn run_client(args: ClientArgs) -> Result<ExitCode, crate::BoxError> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The Rust side of bench/sqlite_bench.py.
+fn bench(
+    config: ClientConfig,
+    kind: BenchKind,
+    duration: Duration,
+    clients: usize,
+) -> Result<ExitCode, crate::BoxError> {
+    use std::time::Instant;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let line = rt.block_on(async move {
+        let mut setup = Client::new(config.clone());
+        match kind {
+            BenchKind::Rows1000 => {
+                setup
+                    .execute(
+                        "CREATE TABLE IF NOT EXISTS bench_rows (a INTEGER, b REAL, c TEXT)",
+                        (),
+                    )
+                    .await?
+                    .check()?;
+                let rows = (0..1000)
+                    .map(|i| {
+                        vec![
+                            SqlValue::Integer(i),
+                            SqlValue::Real(i as f64 * 0.5),
+                            SqlValue::Text(format!("row {i}")),
+                        ]
+                    })
+                    .collect();
+                setup
+                    .execute_many("INSERT INTO bench_rows VALUES (?, ?, ?)", rows)
+                    .await?
+                    .check()?;
+            }
+            BenchKind::Many10k => {
+                setup
+                    .execute(
+                        "CREATE TABLE IF NOT EXISTS bench_many (a INTEGER, b REAL, c TEXT, d TEXT)",
+                        (),
+                    )
+                    .await?
+                    .check()?;
+            }
+            BenchKind::Select1 => {}
+        }
+        if kind == BenchKind::Many10k {
+            let rows: Vec<Vec<SqlValue>> = (0..10_000)
+                .map(|i| {
+                    vec![
+                        SqlValue::Integer(i),
+                        SqlValue::Real(i as f64 * 1.5),
+                        SqlValue::Text("2006-03-28".into()),
+                        SqlValue::Text("BUY".into()),
+                    ]
+                })
+                .collect();
+            let mut times = Vec::new();
+            let start = Instant::now();
+            while times.len() < 3 || start.elapsed() < duration {
+                let t = Instant::now();
+                let r = setup
+                    .execute_many("INSERT INTO bench_many VALUES (?, ?, ?, ?)", rows.clone())
+                    .await?
+                    .check()?;
+                times.push(t.elapsed().as_secs_f64());
+                if r.rowcount != Some(10_000) {
+                    return Err(format!("rowcount {:?}, expected 10000", r.rowcount).into());
+                }
+            }
+            times.sort_by(f64::total_cmp);
+            let med = times[times.len() / 2];
+            return Ok::<_, crate::BoxError>(serde_json::json!({
+                "impl": "ironhouse", "kind": "many10k", "batches": times.len(),
+                "seconds_per_batch": med, "rows_per_sec": 10_000.0 / med,
+            }));
+        }
+        let query = match kind {
+            BenchKind::Select1 => "SELECT 1",
+            _ => "SELECT a, b, c FROM bench_rows",
+        };
+        let expect_rows = if kind == BenchKind::Select1 { 1 } else { 1000 };
+        let deadline = Instant::now() + duration;
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let mut c = Client::new(config.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < deadline {
+                    let r = c.execute(query, ()).await?;
+                    if r.items.len() != expect_rows || r.error.is_some() {
+                        return Err::<u64, crate::BoxError>("unexpected reply".into());
+                    }
+                    n += 1;
+                }
+                c.close().await;
+                Ok(n)
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await??;
+        }
+        let secs = start.elapsed().as_secs_f64();
+        Ok(serde_json::json!({
+            "impl": "ironhouse", "kind": format!("{kind:?}").to_lowercase(), "clients": clients,
+            "queries": total, "seconds": secs, "qps": total as f64 / secs,
+        }))
+    })?;
+    println!("{line}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,7 +6,11 @@
 //! - **The writer** owns the read-write connection, opened as sqlite_rx
 //!   opens its own (autocommit, `journal_mode=wal`, then the authorizer). It
 //!   runs every request that may write, one at a time, so writes stay
-//!   serialised in arrival order. It also takes the backups.
+//!   serialised in arrival order. It also takes the backups. Without
+//!   readers (`:memory:`, or `readers(0)`) it runs inside the serving task
+//!   itself, one request at a time like sqlite_rx's single thread, which
+//!   saves two thread hand-offs per request; with readers it has its own
+//!   thread, so the serving task keeps handing reads out while it works.
 //! - **Readers** (file databases only; `readers`, default 2) each own a
 //!   read-only connection. A plain `execute` of one SELECT/WITH/VALUES
 //!   statement runs on a reader, so a slow query does not stall every
@@ -163,6 +167,54 @@ pub struct Server {
     readers: Option<std_mpsc::Sender<Job>>,
     replies: mpsc::UnboundedReceiver<(Vec<Bytes>, Vec<u8>)>,
     threads: Vec<JoinHandle<()>>,
+    /// Without readers (`:memory:`, `readers(0)`), the writer runs right in
+    /// the serving task: requests are serialised anyway, and no thread
+    /// hand-off is paid per request (as sqlite_rx's single thread).
+    inline: Option<(Engine, Backups)>,
+}
+
+/// When backups are due.
+struct Backups {
+    config: Option<BackupConfig>,
+    last: Instant,
+    /// Requests ran since the last backup (the first one is due one
+    /// interval after the start, changed or not).
+    dirty: bool,
+}
+
+impl Backups {
+    fn new(config: Option<BackupConfig>) -> Backups {
+        Backups {
+            config,
+            last: Instant::now(),
+            dirty: true,
+        }
+    }
+
+    /// When the next backup is due, if one is.
+    fn due(&self) -> Option<Instant> {
+        match &self.config {
+            Some(b) if self.dirty => Some(self.last + b.interval),
+            _ => None,
+        }
+    }
+
+    /// Takes a backup if one is due now.
+    fn tick(&mut self, engine: &Engine) {
+        if let (Some(b), Some(due)) = (&self.config, self.due()) {
+            if Instant::now() >= due {
+                take_backup(engine, b);
+                self.last = Instant::now();
+                self.dirty = false;
+            }
+        }
+    }
+
+    fn last_one(&self, engine: &Engine) {
+        if let Some(b) = &self.config {
+            take_backup(engine, b);
+        }
+    }
 }
 
 fn open_writer(config: &ServerConfig) -> Result<Connection, ServerError> {
@@ -243,15 +295,20 @@ impl Server {
             Arc::clone(&shared),
             config.limits,
         );
-        let backup = config.backup.clone();
-        let tx = reply_tx.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name("sqlite-writer".into())
-                .stack_size(8 << 20)
-                .spawn(move || writer_loop(engine, writer_rx, tx, backup))
-                .map_err(ServerError::Thread)?,
-        );
+        let backups = Backups::new(config.backup.clone());
+        let inline = if reader_conns.is_empty() {
+            Some((engine, backups))
+        } else {
+            let tx = reply_tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("sqlite-writer".into())
+                    .stack_size(8 << 20)
+                    .spawn(move || writer_loop(engine, writer_rx, tx, backups))
+                    .map_err(ServerError::Thread)?,
+            );
+            None
+        };
 
         let readers = if reader_conns.is_empty() {
             None
@@ -292,10 +349,11 @@ impl Server {
         Ok(Server {
             socket,
             endpoint,
-            writer: Some(writer_tx),
+            writer: inline.is_none().then_some(writer_tx),
             readers,
             replies,
             threads,
+            inline,
         })
     }
 
@@ -309,7 +367,7 @@ impl Server {
         &self.socket
     }
 
-    fn dispatch(&self, msg: Message) {
+    fn dispatch(&mut self, msg: Message) -> Option<(Vec<Bytes>, Vec<u8>)> {
         let frames = msg.frames();
         // ROUTER gives [routing id, (REQ's empty delimiter), body…]. The
         // envelope is everything up to the delimiter; the body is the last
@@ -326,6 +384,12 @@ impl Server {
             Bytes::new()
         };
         let job = Job { envelope, body };
+        if let Some((engine, backups)) = &mut self.inline {
+            let reply = std::panic::catch_unwind(AssertUnwindSafe(|| engine.handle(&job.body)))
+                .unwrap_or_else(|_| panic_reply("running the request"));
+            backups.dirty = true;
+            return Some((job.envelope, reply));
+        }
         match (&self.readers, &self.writer) {
             (Some(r), _) => {
                 let _ = r.send(job);
@@ -335,6 +399,7 @@ impl Server {
             }
             (None, None) => {}
         }
+        None
     }
 
     /// Serves until `shutdown` completes, then finishes the requests already
@@ -357,6 +422,11 @@ impl Server {
             if stopping && in_flight == 0 {
                 break;
             }
+            let backup_due = self
+                .inline
+                .as_ref()
+                .and_then(|(_, b)| b.due())
+                .map(tokio::time::Instant::from_std);
             tokio::select! {
                 biased;
                 Some((envelope, reply)) = self.replies.recv() => {
@@ -371,12 +441,28 @@ impl Server {
                     tracing::info!(in_flight, "shutting down: finishing the requests in flight");
                     stopping = true;
                 }
+                () = tokio::time::sleep_until(backup_due.unwrap_or_else(tokio::time::Instant::now)),
+                    if backup_due.is_some() => {
+                    if let Some((engine, backups)) = &mut self.inline {
+                        backups.tick(engine);
+                    }
+                }
                 msg = self.socket.recv(), if !stopping => {
                     let msg = msg?;
-                    in_flight += 1;
-                    self.dispatch(msg);
+                    if let Some((envelope, reply)) = self.dispatch(msg) {
+                        let mut frames = envelope;
+                        frames.push(Bytes::from(reply));
+                        if let Err(e) = self.socket.send(Message::from(frames)).await {
+                            tracing::warn!("cannot send a reply: {e}");
+                        }
+                    } else {
+                        in_flight += 1;
+                    }
                 }
             }
+        }
+        if let Some((engine, backups)) = &self.inline {
+            backups.last_one(engine);
         }
         // Closing the channels stops the threads; the writer takes its last
         // backup first.
@@ -398,16 +484,11 @@ fn writer_loop(
     mut engine: Engine,
     rx: std_mpsc::Receiver<ToWriter>,
     replies: Replies,
-    backup: Option<BackupConfig>,
+    mut backups: Backups,
 ) {
-    let started = Instant::now();
-    let mut last_backup = started;
-    // The first backup is due one interval after the start, changed or not.
-    let mut dirty = true;
     loop {
-        let due = backup.as_ref().map(|b| last_backup + b.interval);
-        let msg = match due {
-            Some(due) if dirty => {
+        let msg = match backups.due() {
+            Some(due) => {
                 let wait = due.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(wait) {
                     Ok(m) => Some(m),
@@ -415,7 +496,7 @@ fn writer_loop(
                     Err(std_mpsc::RecvTimeoutError::Disconnected) => break,
                 }
             }
-            _ => match rx.recv() {
+            None => match rx.recv() {
                 Ok(m) => Some(m),
                 Err(_) => break,
             },
@@ -434,19 +515,11 @@ fn writer_loop(
                 }
             };
             let _ = replies.send((job.envelope, reply));
-            dirty = true;
+            backups.dirty = true;
         }
-        if let (Some(b), Some(due)) = (&backup, due) {
-            if dirty && Instant::now() >= due {
-                take_backup(&engine, b);
-                last_backup = Instant::now();
-                dirty = false;
-            }
-        }
+        backups.tick(&engine);
     }
-    if let Some(b) = &backup {
-        take_backup(&engine, b);
-    }
+    backups.last_one(&engine);
 }
 
 fn take_backup(engine: &Engine, b: &BackupConfig) {

@@ -13,7 +13,9 @@
 use std::fmt;
 use std::io::Write;
 
-use flate2::{Decompress, FlushDecompress, Status};
+use std::cell::RefCell;
+
+use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
 /// A Python exception as sqlite_rx reports it: `type` is
 /// `"{module}.{name}"` and `message` the last line of
@@ -105,7 +107,21 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, PyError> {
             ));
         }
     }
-    let mut inflater = Decompress::new(true);
+    INFLATER.with(|cell| {
+        let mut inflater = cell.borrow_mut();
+        inflater.reset(true);
+        inflate(&mut inflater, body, limit)
+    })
+}
+
+thread_local! {
+    // zlib states are large (tens to hundreds of KiB): one per thread,
+    // reset for each message, instead of a fresh allocation each time.
+    static INFLATER: RefCell<Decompress> = RefCell::new(Decompress::new(true));
+    static DEFLATER: RefCell<Compress> = RefCell::new(Compress::new(Compression::fast(), true));
+}
+
+fn inflate(inflater: &mut Decompress, body: &[u8], limit: usize) -> Result<Vec<u8>, PyError> {
     let mut out: Vec<u8> =
         Vec::with_capacity((body.len() * 4).clamp(64, 1 << 20).min(limit.max(1)));
     loop {
@@ -146,15 +162,30 @@ pub fn decompress(body: &[u8], limit: usize) -> Result<Vec<u8>, PyError> {
     }
 }
 
-/// `zlib.compress(data)` (default level, zlib container).
+/// `zlib.compress(data)`: the zlib container Python's `zlib.decompress`
+/// reads, at the fastest level (replies are made for loopback and LAN
+/// links; sqlite_rx uses level 6, any level decodes the same).
 pub fn compress(data: &[u8]) -> Vec<u8> {
-    let mut enc = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(data.len() / 2 + 64),
-        flate2::Compression::new(6),
-    );
-    // Writing to a Vec cannot fail.
-    let _ = enc.write_all(data);
-    enc.finish().unwrap_or_default()
+    DEFLATER.with(|cell| {
+        let mut deflater = cell.borrow_mut();
+        deflater.reset();
+        let mut out = Vec::with_capacity(data.len() / 2 + 64);
+        loop {
+            let consumed = usize::try_from(deflater.total_in()).unwrap_or(usize::MAX);
+            let input = data.get(consumed..).unwrap_or_default();
+            match deflater.compress_vec(input, &mut out, FlushCompress::Finish) {
+                Ok(Status::StreamEnd) => return out,
+                Ok(_) => out.reserve(out.capacity().max(64)),
+                // Compressing into a Vec with room cannot fail; fall back to
+                // the one-shot encoder if it ever does.
+                Err(_) => {
+                    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), Compression::fast());
+                    let _ = enc.write_all(data);
+                    return enc.finish().unwrap_or_default();
+                }
+            }
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -516,7 +547,13 @@ mod tests {
     #[test]
     fn zlib_round_trip_and_python_errors() {
         let c = compress(b"hello");
-        assert_eq!(&c[..2], &[0x78, 0x9c]);
+        assert_eq!(c[0], 0x78);
+        assert_eq!((u16::from(c[0]) << 8 | u16::from(c[1])) % 31, 0);
+        let long: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        assert_eq!(decompress(&compress(&long), 1 << 24).unwrap(), long);
+        assert_eq!(decompress(&compress(b""), 10).unwrap(), b"");
         assert_eq!(decompress(&c, 1 << 20).unwrap(), b"hello");
         let mut trailing = c.clone();
         trailing.extend_from_slice(b"zz");
