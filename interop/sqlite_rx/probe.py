@@ -48,6 +48,7 @@ CASES = [
     ("empty body", b""),
     ("not zlib", b"hello"),
     ("truncated zlib", zlib.compress(b"abcdef")[:-3]),
+    ("bad checksum", (lambda z: z[:-1] + bytes([z[-1] ^ 1]))(req("SELECT 1"))),
     ("reserved byte", zlib.compress(b"\xc1")),
     ("extra data", zlib.compress(b"\x01\x02")),
     ("incomplete", zlib.compress(b"\x92\x01")),

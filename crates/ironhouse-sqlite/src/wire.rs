@@ -149,9 +149,10 @@ fn inflate(inflater: &mut Decompress, body: &[u8], limit: usize) -> Result<Vec<u
                     return Err(zlib_error(-5, "incomplete or truncated stream"));
                 }
             }
-            Err(e) => {
-                let text = e.to_string().to_ascii_lowercase();
-                let what = if text.contains("adler") || text.contains("checksum") {
+            Err(_) => {
+                // The deflate data may be fine and only the Adler-32 trailer
+                // wrong: zlib says so, and so do we.
+                let what = if deflate_ends(body.get(2..).unwrap_or_default(), limit) {
                     "incorrect data check"
                 } else {
                     "invalid data"
@@ -162,10 +163,37 @@ fn inflate(inflater: &mut Decompress, body: &[u8], limit: usize) -> Result<Vec<u
     }
 }
 
+/// Whether raw deflate data inflates to its end (within `limit` bytes).
+fn deflate_ends(data: &[u8], limit: usize) -> bool {
+    let mut d = Decompress::new(false);
+    let mut out = Vec::with_capacity(data.len().saturating_mul(4).clamp(64, limit.max(64)));
+    loop {
+        let before = (d.total_in(), d.total_out());
+        let input = data
+            .get(usize::try_from(d.total_in()).unwrap_or(usize::MAX)..)
+            .unwrap_or_default();
+        match d.decompress_vec(input, &mut out, FlushDecompress::None) {
+            Ok(Status::StreamEnd) => return true,
+            Ok(_) if (d.total_in(), d.total_out()) != before => {
+                if out.len() == out.capacity() {
+                    if out.len() >= limit {
+                        return false;
+                    }
+                    out.reserve_exact(out.len().max(64).min(limit - out.len()));
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
 /// `zlib.compress(data)`: the zlib container Python's `zlib.decompress`
 /// reads, at the fastest level (replies are made for loopback and LAN
 /// links; sqlite_rx uses level 6, any level decodes the same).
 pub fn compress(data: &[u8]) -> Vec<u8> {
+    if data.len() <= STORED_MAX {
+        return stored(data);
+    }
     DEFLATER.with(|cell| {
         let mut deflater = cell.borrow_mut();
         deflater.reset();
@@ -186,6 +214,28 @@ pub fn compress(data: &[u8]) -> Vec<u8> {
             }
         }
     })
+}
+
+/// Up to this size a message is sent in a stored (uncompressed) deflate
+/// block: deflating a few dozen bytes saves nothing and costs a
+/// compressor reset (tens of KiB of tables).
+const STORED_MAX: usize = 256;
+
+/// A zlib stream with one stored block: header, block, Adler-32.
+fn stored(data: &[u8]) -> Vec<u8> {
+    let len = data.len() as u16;
+    let mut out = Vec::with_capacity(data.len() + 11);
+    out.extend_from_slice(&[0x78, 0x01, 0x01]);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(&(!len).to_le_bytes());
+    out.extend_from_slice(data);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in data {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    out.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    out
 }
 
 // ---------------------------------------------------------------------------
@@ -554,6 +604,21 @@ mod tests {
             .collect();
         assert_eq!(decompress(&compress(&long), 1 << 24).unwrap(), long);
         assert_eq!(decompress(&compress(b""), 10).unwrap(), b"");
+        // Small messages go in a stored block; a full inflater reads them.
+        let small: Vec<u8> = (0..=255u8).collect();
+        let z = compress(&small);
+        assert_eq!(z.len(), small.len() + 11);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&z[..]), &mut plain)
+            .unwrap();
+        assert_eq!(plain, small);
+        let mut bad = z.clone();
+        let n = bad.len();
+        bad[n - 1] ^= 1;
+        assert_eq!(
+            decompress(&bad, 1000).unwrap_err().message,
+            "zlib.error: Error -3 while decompressing data: incorrect data check"
+        );
         assert_eq!(decompress(&c, 1 << 20).unwrap(), b"hello");
         let mut trailing = c.clone();
         trailing.extend_from_slice(b"zz");
