@@ -105,6 +105,8 @@ CASES = [
     ("pragma ignored", req("PRAGMA table_info(t)")),
     ("unique index", req("CREATE UNIQUE INDEX ua ON t (a)")),
     ("unique violation", req("INSERT INTO t (a) VALUES (?)", [1])),
+    ("executemany fails midway", req("INSERT INTO t (a) VALUES (?)", [[1001], [1002], [1], [1003]], many=True)),
+    ("rows before the failure stay", req("SELECT a FROM t WHERE a > 1000 ORDER BY a")),
     ("list param", req("SELECT ?", [[1]])),
     ("dict param", req("SELECT ?", [{"a": 1}])),
     ("uint64 param", req("SELECT ?", [2**64 - 1])),
