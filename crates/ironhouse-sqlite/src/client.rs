@@ -94,23 +94,25 @@ impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
 }
 
 impl SqlValue {
-    fn to_wire(&self) -> Value {
-        match self {
-            SqlValue::Null => Value::Nil,
-            SqlValue::Integer(i) => Value::Int(*i),
-            SqlValue::Real(f) => Value::Float(*f),
-            SqlValue::Text(s) => Value::Str(s.clone()),
-            SqlValue::Blob(b) => Value::Bin(b.clone()),
-        }
+    fn write(&self, out: &mut Vec<u8>) {
+        use rmp::encode as e;
+        // Writes into a Vec cannot fail.
+        let _ = match self {
+            SqlValue::Null => e::write_nil(out).map_err(drop),
+            SqlValue::Integer(i) => e::write_sint(out, *i).map(drop).map_err(drop),
+            SqlValue::Real(f) => e::write_f64(out, *f).map_err(drop),
+            SqlValue::Text(s) => e::write_str(out, s).map_err(drop),
+            SqlValue::Blob(b) => e::write_bin(out, b).map_err(drop),
+        };
     }
-    fn from_wire(v: &Value) -> Result<SqlValue, ClientError> {
+    fn from_wire(v: Value) -> Result<SqlValue, ClientError> {
         Ok(match v {
             Value::Nil => SqlValue::Null,
-            Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-            Value::Int(i) => SqlValue::Integer(*i),
-            Value::Float(f) => SqlValue::Real(*f),
-            Value::Str(s) => SqlValue::Text(s.clone()),
-            Value::Bin(b) => SqlValue::Blob(b.clone()),
+            Value::Bool(b) => SqlValue::Integer(i64::from(b)),
+            Value::Int(i) => SqlValue::Integer(i),
+            Value::Float(f) => SqlValue::Real(f),
+            Value::Str(s) => SqlValue::Text(s),
+            Value::Bin(b) => SqlValue::Blob(b),
             other => {
                 return Err(ClientError::BadReply(format!(
                     "a row holds a {}",
@@ -207,45 +209,65 @@ impl Reply {
     fn decode(body: &[u8]) -> Result<Reply, ClientError> {
         let raw = wire::decompress(body, usize::MAX >> 1)
             .map_err(|e| ClientError::BadReply(e.message))?;
-        let v = wire::unpack(&raw).map_err(|e| ClientError::BadReply(e.message))?;
-        let items = match v.subscript("items") {
-            Ok(Value::Array(rows)) => rows
-                .iter()
-                .map(|r| match r {
-                    Value::Array(cols) => cols.iter().map(SqlValue::from_wire).collect(),
-                    other => Err(ClientError::BadReply(format!(
-                        "a row is a {}",
-                        other.type_name()
-                    ))),
-                })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(ClientError::BadReply("the reply has no items list".into())),
+        let Value::Map(entries) =
+            wire::unpack(&raw).map_err(|e| ClientError::BadReply(e.message))?
+        else {
+            return Err(ClientError::BadReply("the reply is not a map".into()));
         };
-        let error = match v.subscript("error") {
-            Ok(Value::Nil) | Err(_) => None,
-            Ok(e) => {
-                let text = |k| match e.subscript(k) {
-                    Ok(Value::Str(s)) => s.clone(),
-                    _ => String::new(),
-                };
-                Some(RemoteError {
-                    kind: text("type"),
-                    message: text("message"),
-                })
+        let mut reply = Reply {
+            items: Vec::new(),
+            error: None,
+            rowcount: None,
+            lastrowid: None,
+            raw: Vec::new(),
+        };
+        let mut has_items = false;
+        for (k, v) in entries {
+            let Value::Str(k) = k else { continue };
+            match (k.as_str(), v) {
+                ("items", Value::Array(rows)) => {
+                    has_items = true;
+                    reply.items = rows
+                        .into_iter()
+                        .map(|r| match r {
+                            Value::Array(cols) => {
+                                cols.into_iter().map(SqlValue::from_wire).collect()
+                            }
+                            other => Err(ClientError::BadReply(format!(
+                                "a row is a {}",
+                                other.type_name()
+                            ))),
+                        })
+                        .collect::<Result<Vec<_>, _>>()?;
+                }
+                ("error", Value::Nil) => reply.error = None,
+                ("error", e) => {
+                    let text = |k| match e.subscript(k) {
+                        Ok(Value::Str(s)) => s.clone(),
+                        _ => String::new(),
+                    };
+                    reply.error = Some(RemoteError {
+                        kind: text("type"),
+                        message: text("message"),
+                    });
+                }
+                ("rowcount", Value::Int(i)) => reply.rowcount = Some(i),
+                ("lastrowid", Value::Int(i)) => reply.lastrowid = Some(i),
+                _ => {}
             }
-        };
-        let int = |k| match v.subscript(k) {
-            Ok(Value::Int(i)) => Some(*i),
-            _ => None,
-        };
-        Ok(Reply {
-            items,
-            error,
-            rowcount: int("rowcount"),
-            lastrowid: int("lastrowid"),
-            raw,
-        })
+        }
+        if !has_items {
+            return Err(ClientError::BadReply("the reply has no items list".into()));
+        }
+        reply.raw = raw;
+        Ok(reply)
     }
+}
+
+/// Parameters as sent: one row (`execute`) or many (`executemany`).
+enum Args<'a> {
+    Row(&'a [SqlValue]),
+    Rows(&'a [Vec<SqlValue>]),
 }
 
 /// Why a request got no reply.
@@ -368,9 +390,8 @@ impl Client {
         query: &str,
         params: impl Params,
     ) -> Result<Reply, ClientError> {
-        let params = params.into_values().iter().map(SqlValue::to_wire).collect();
-        self.request(query, Value::Array(params), false, false)
-            .await
+        let body = self.body(query, Args::Row(&params.into_values()), false, false);
+        self.request(query, body, false, false).await
     }
 
     /// `cursor.executemany(query, rows)`.
@@ -385,11 +406,8 @@ impl Client {
         query: &str,
         rows: Vec<Vec<SqlValue>>,
     ) -> Result<Reply, ClientError> {
-        let rows = rows
-            .iter()
-            .map(|r| Value::Array(r.iter().map(SqlValue::to_wire).collect()))
-            .collect();
-        self.request(query, Value::Array(rows), true, false).await
+        let body = self.body(query, Args::Rows(&rows), true, false);
+        self.request(query, body, true, false).await
     }
 
     /// `cursor.executescript(script)`.
@@ -400,23 +418,38 @@ impl Client {
     /// # Cancel safety
     /// As [`Client::execute`].
     pub async fn execute_script(&mut self, script: &str) -> Result<Reply, ClientError> {
-        self.request(script, Value::Array(Vec::new()), false, true)
-            .await
+        let body = self.body(script, Args::Row(&[]), false, true);
+        self.request(script, body, false, true).await
     }
 
-    fn body(&self, query: &str, params: Value, many: bool, script: bool) -> Bytes {
-        let map = Value::Map(vec![
-            (
-                Value::Str("client_id".into()),
-                Value::Str(self.config.client_id.clone()),
-            ),
-            (Value::Str("query".into()), Value::Str(query.to_string())),
-            (Value::Str("params".into()), params),
-            (Value::Str("execute_many".into()), Value::Bool(many)),
-            (Value::Str("execute_script".into()), Value::Bool(script)),
-        ]);
+    /// The request, written straight as sqlite_rx's client writes it.
+    fn body(&self, query: &str, params: Args<'_>, many: bool, script: bool) -> Bytes {
+        use rmp::encode as e;
         let mut out = Vec::with_capacity(query.len() + 96);
-        wire::pack(&mut out, &map);
+        // Writes into a Vec cannot fail.
+        let _ = e::write_map_len(&mut out, 5);
+        let _ = e::write_str(&mut out, "client_id");
+        let _ = e::write_str(&mut out, &self.config.client_id);
+        let _ = e::write_str(&mut out, "query");
+        let _ = e::write_str(&mut out, query);
+        let _ = e::write_str(&mut out, "params");
+        match params {
+            Args::Row(values) => {
+                let _ = e::write_array_len(&mut out, values.len() as u32);
+                values.iter().for_each(|v| v.write(&mut out));
+            }
+            Args::Rows(rows) => {
+                let _ = e::write_array_len(&mut out, rows.len() as u32);
+                for r in rows {
+                    let _ = e::write_array_len(&mut out, r.len() as u32);
+                    r.iter().for_each(|v| v.write(&mut out));
+                }
+            }
+        }
+        let _ = e::write_str(&mut out, "execute_many");
+        let _ = e::write_bool(&mut out, many);
+        let _ = e::write_str(&mut out, "execute_script");
+        let _ = e::write_bool(&mut out, script);
         Bytes::from(wire::compress(&out))
     }
 
@@ -439,11 +472,10 @@ impl Client {
     async fn request(
         &mut self,
         query: &str,
-        params: Value,
+        body: Bytes,
         many: bool,
         script: bool,
     ) -> Result<Reply, ClientError> {
-        let body = self.body(query, params, many, script);
         let read_only = !many && !script && is_plain_read(query);
         let resend = read_only || self.config.resend_writes;
         let mut attempts = 0;
