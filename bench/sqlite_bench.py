@@ -14,6 +14,7 @@ Scenarios (each run starts a fresh `:memory:` server, loads it, stops it):
 | sqlite-select1-rust4 | 4 Rust clients (one process) | 4 Python processes -> sqlite_rx |
 | sqlite-rows1000-rust | Rust client -> ironhouse server | Python -> sqlite_rx |
 | sqlite-many10k-rust | Rust client -> ironhouse server | Python -> sqlite_rx |
+| sqlite-select1-{py1,rust1}-pin1 | as above, server and load both on CPU 0 | same, pinned |
 
 The Python side runs in the venv (`--python`, default .venv/bin/python, which
 scripts/test-all.sh makes from interop/requirements.txt). This file is also
@@ -50,6 +51,10 @@ SCENARIOS = {
     "sqlite-select1-rust4": ("select1", 4, "rust"),
     "sqlite-rows1000-rust": ("rows1000", 1, "rust"),
     "sqlite-many10k-rust": ("many10k", 1, "rust"),
+    # Server and load both on CPU 0 (`taskset -c 0`): no cross-vCPU wake-ups,
+    # the software's own cost per round trip.
+    "sqlite-select1-py1-pin1": ("select1", 1, "py"),
+    "sqlite-select1-rust1-pin1": ("select1", 1, "rust"),
 }
 WHAT = {
     "select1": "`SELECT 1` round trips",
@@ -158,13 +163,14 @@ def stop(proc: subprocess.Popen) -> None:
 def one_run(name: str, role: str, ironhouse: str, python: str, seconds: float) -> dict:
     """role: 'ours' or 'anchor'. Returns the load's JSON."""
     kind, clients, side = SCENARIOS[name]
+    pin = ["taskset", "-c", "0"] if name.endswith("-pin1") else []
     port = free_port()
     ep = f"tcp://127.0.0.1:{port}"
     if role == "ours":
         server = [ironhouse, "sqlite-server", "-l", "ERROR", "-a", ep, "-d", ":memory:"]
     else:
         server = [python, str(PY_SERVER), ep, ":memory:"]
-    srv = subprocess.Popen(server, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    srv = subprocess.Popen(pin + server, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                            start_new_session=True, cwd=ROOT)
     try:
         wait_port(port)
@@ -175,7 +181,7 @@ def one_run(name: str, role: str, ironhouse: str, python: str, seconds: float) -
         else:
             load = [python, str(Path(__file__).resolve()), "--worker", kind, ep, str(seconds),
                     str(clients)]
-        out = subprocess.run(load, capture_output=True, text=True, timeout=seconds * 4 + 180,
+        out = subprocess.run(pin + load, capture_output=True, text=True, timeout=seconds * 4 + 180,
                              cwd=ROOT)
         if out.returncode != 0:
             raise RuntimeError(f"{load[0]} failed: {out.stderr.strip()[-600:]}")
@@ -241,6 +247,8 @@ def run_group(names: list[str], runs: int, quick: bool, ironhouse: str, python: 
 
             who = "Rust client" if side == "rust" else "Python client"
             what = f"{WHAT[kind]}, {clients} client(s), {who}"
+            if name.endswith("-pin1"):
+                what += ", all on CPU 0"
             lines.append(f"| {name} | {what} | {unit} | {cell(o)} | {cell(a)} | "
                          + (f"{ratio:.2f}x" if ratio else "—") + " |")
             rf.write(json.dumps({
