@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod authz;
+mod bind;
 pub mod client;
 pub mod exec;
 pub mod server;
