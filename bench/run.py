@@ -591,7 +591,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         description="Benchmark ironhouse against libzmq, interleaved, side by side.")
     p.add_argument("--scenario", action="append", default=[], metavar="NAME",
                    help="scenario name, shell pattern (e.g. 'lat64*') or group "
-                        "(null, curve, tls, all); repeatable, comma lists allowed. "
+                        "(null, curve, tls, all; sqlite: bench/sqlite_bench.py); "
+                        "repeatable, comma lists allowed. "
                         f"Default: the '{DEFAULT_GROUP}' group")
     p.add_argument("--all", action="store_true", help="all scenarios, CURVE and TLS included")
     p.add_argument("--list", action="store_true", help="list scenarios and exit")
@@ -639,6 +640,16 @@ def main(argv: list[str]) -> int:
         rc = subprocess.run(cmd).returncode
         if not specs:
             return rc
+    sqlite = [x.strip() for spec in specs for x in spec.split(",")
+              if x.strip() == "sqlite" or x.strip().startswith("sqlite-")]
+    if sqlite:  # the sqlite group lives in bench/sqlite_bench.py
+        import sqlite_bench
+        names = [n for n in sqlite_bench.SCENARIOS
+                 if "sqlite" in sqlite or any(fnmatch.fnmatchcase(n, x) for x in sqlite)]
+        ours = Path(args.ironhouse).absolute() if args.ironhouse else build_ironhouse()
+        return sqlite_bench.main(names, args.runs, args.quick, str(ours),
+                                 os.environ.get("SQLITE_BENCH_PYTHON"), Path(args.out),
+                                 "python3 " + shlex.join([sys.argv[0]] + argv), git_commit())
     if args.all:
         specs.append("all")
     scenarios = select_scenarios(specs or [DEFAULT_GROUP])

@@ -142,6 +142,7 @@ run_interop() {
     # The relay: the native protocol from pyzmq + msgpack, and real tlspyo endpoints.
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-relay --features interop
     IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_netgear
+    IRONHOUSE_PYTHON=$VENV/bin/python cargo test -p ironhouse-cli --features interop --test interop_sqlite_rx
 }
 
 run_ssh() {

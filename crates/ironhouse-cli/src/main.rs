@@ -12,6 +12,7 @@ mod keygen;
 mod lines;
 mod relay_cmd;
 mod socket_cmd;
+mod sqlite_cmd;
 
 use std::process::ExitCode;
 
@@ -55,15 +56,21 @@ enum Command {
     Endpoint(endpoint_cmd::Args),
     /// NetGear-compatible frame streaming: `frames send`, `frames recv`.
     Frames(frames_cmd::Args),
+    /// A SQLite database served to sqlite_rx clients (flag for flag with sqlite_rx's sqlite-server).
+    SqliteServer(sqlite_cmd::ServerArgs),
+    /// Run a query on a sqlite-server (flag for flag with sqlite_rx's sqlite-client, runs it once).
+    SqliteClient(sqlite_cmd::ClientArgs),
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, quiet: bool, level: Option<&'static str>) {
     use tracing_subscriber::EnvFilter;
-    let default = match verbose {
+    let default = match (verbose, level) {
+        // sqlite-server/-client: their -l/--log-level.
+        (0, Some(level)) => level,
         // The demo provokes refusals on purpose and prints them itself.
-        0 if quiet => "error",
-        0 => "warn",
-        1 => "debug",
+        (0, None) if quiet => "error",
+        (0, None) => "warn",
+        (1, _) => "debug",
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -76,7 +83,12 @@ fn init_logging(verbose: u8, quiet: bool) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, matches!(cli.command, Command::Demo(_)));
+    let level = match &cli.command {
+        Command::SqliteServer(a) => Some(a.log_filter()),
+        Command::SqliteClient(a) => Some(a.log_filter()),
+        _ => None,
+    };
+    init_logging(cli.verbose, matches!(cli.command, Command::Demo(_)), level);
     let result = match cli.command {
         Command::Socket(args) => socket_cmd::run(args),
         Command::Bench(args) => bench::run(args),
@@ -86,6 +98,8 @@ fn main() -> ExitCode {
         Command::Relay(args) => relay_cmd::run(args),
         Command::Endpoint(args) => endpoint_cmd::run(args),
         Command::Frames(args) => frames_cmd::run(args),
+        Command::SqliteServer(args) => sqlite_cmd::run_server(args),
+        Command::SqliteClient(args) => sqlite_cmd::run_client(args),
     };
     match result {
         Ok(code) => code,

@@ -18,6 +18,7 @@
 //! protocol has no session), so a reconnecting tlspyo endpoint receives the
 //! kept broadcast again, as with tlspyo's relay.
 
+mod pickle;
 pub mod wire;
 
 use std::net::SocketAddr;
