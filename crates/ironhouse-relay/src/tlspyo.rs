@@ -5,8 +5,8 @@
 //! Each tlspyo connection gets a task that splits the byte stream into
 //! frames ([`wire`]), checks the password on every frame, acknowledges
 //! every non-ACK frame as tlspyo expects, and passes HELLO / OBJ / NTF / ACK
-//! to the relay task as [`TlspyoIn`]. What the relay sends back comes as
-//! [`TlspyoOut`] and is written in batches. User objects stay the opaque
+//! to the relay task as `TlspyoIn`. What the relay sends back comes as
+//! `TlspyoOut` and is written in batches. User objects stay the opaque
 //! pickled bytes the endpoint sent; the relay never unpickles them.
 //!
 //! Better than tlspyo's own relay: a wrong password closes the connection

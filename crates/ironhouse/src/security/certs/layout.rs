@@ -38,7 +38,7 @@ pub enum Layout {
     /// sqlite_rx's `curve-keygen`: `<dir>/id_<mode>_<hostname>_curve.key` and
     /// `.key_secret`, `dir` defaulting to `~/.curve`. Servers also get an
     /// `authorized_clients/` folder for client public keys (see
-    /// [`CurveAllowList`](super::CurveAllowList)).
+    /// [`CurveAllowList`](crate::security::CurveAllowList)).
     SqliteRx,
     /// vidgear's NetGear: public certificates in
     /// `<dir>/keys/public_keys/<mode>.key`, secret ones in
