@@ -255,7 +255,9 @@ impl EndpointBuilder {
     }
     /// Most publishes (and bytes) sent but not yet confirmed by the relay,
     /// including those buffered while disconnected (default 100,000 objects,
-    /// 256 MiB). A send waits for room.
+    /// 32 MiB). A send waits for room. Keep the bytes well under the relay's
+    /// per-connection backlog (64 MiB): the relay slows publishers by holding
+    /// their confirmations, which only works while this window is smaller.
     pub fn max_unconfirmed(mut self, objects: usize, bytes: usize) -> Self {
         self.max_unconfirmed = objects.max(1);
         self.max_unconfirmed_bytes = bytes;
@@ -374,7 +376,7 @@ impl Endpoint<MsgPack> {
             options: Options::default(),
             queue_capacity: 65_536,
             max_unconfirmed: 100_000,
-            max_unconfirmed_bytes: 256 << 20,
+            max_unconfirmed_bytes: 32 << 20,
             send_timeout: Some(Duration::from_secs(30)),
         }
     }

@@ -102,7 +102,9 @@ impl RelayBuilder {
         let (tl_tx, tl_rx) = mpsc::channel(4096);
         let (stop_tx, stop_rx) = watch::channel(false);
         let tlspyo_addr = match self.tlspyo {
-            Some(cfg) => Some(tlspyo::listen(cfg, ids.clone(), tl_tx, stop_rx.clone()).await?),
+            Some(cfg) => {
+                Some(tlspyo::listen(cfg, ids.clone(), tl_tx.clone(), stop_rx.clone()).await?)
+            }
             None => None,
         };
         let stats = Arc::new(Mutex::new(Stats::default()));
@@ -115,6 +117,7 @@ impl RelayBuilder {
             backlog: HashMap::new(),
             reset_sent: HashSet::new(),
             tlspyo: tl_rx,
+            _tlspyo_open: tl_tx,
             stats: stats.clone(),
             missed_broadcasts: 0,
             dest_cache: None,
@@ -233,6 +236,9 @@ struct RelayDriver {
     /// Unknown connections already told to say HELLO (once is enough).
     reset_sent: HashSet<ConnId>,
     tlspyo: mpsc::Receiver<TlspyoIn>,
+    /// Keeps the tlspyo channel open even without a tlspyo listener: a
+    /// closed channel would make its branch ready forever and spin the loop.
+    _tlspyo_open: mpsc::Sender<TlspyoIn>,
     stats: Arc<Mutex<Stats>>,
     missed_broadcasts: u64,
     /// Cumulative DONEs held back while congested, per connection.

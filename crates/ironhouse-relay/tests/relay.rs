@@ -410,3 +410,73 @@ async fn pickle_codec_and_stop_are_prompt() {
     assert!(matches!(a.broadcast("g", &1).await, Err(Error::Stopped)));
     within("relay stop", r.stop()).await;
 }
+
+/// A member that stops reading slows the publisher (its sends time out)
+/// instead of missing broadcasts: every broadcast taken by the relay reaches
+/// it, in order, once it reads again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_member_slows_the_publisher_and_loses_nothing() {
+    let r = relay().await;
+    let url = &r.endpoints()[0];
+    // A raw member that joins and then does not read for a while.
+    let mut slow = Socket::with_options(
+        SocketType::Dealer,
+        Options::default().recv_hwm(1).hwm_bytes(1 << 20, 1 << 16),
+    );
+    slow.connect(url).await.unwrap();
+    let hello = Hello {
+        session: Bytes::from_static(&[5; 16]),
+        groups: vec!["g".into()],
+        ..Hello::default()
+    };
+    slow.send(ToRelay::Hello(hello).encode()).await.unwrap();
+    let welcome = within("WELCOME", slow.recv()).await.unwrap();
+    assert!(matches!(
+        ToEndpoint::decode(&welcome),
+        Ok(ToEndpoint::Welcome { .. })
+    ));
+    let publisher = Endpoint::builder(url.as_str())
+        .group("p")
+        .options(fast())
+        .max_unconfirmed(100_000, 8 << 20)
+        .send_timeout(Some(Duration::from_secs(2)))
+        .connect()
+        .await
+        .unwrap();
+    within("join", publisher.wait_joined(LIMIT)).await.unwrap();
+    let obj = Bytes::from(vec![1u8; 64 << 10]);
+    let mut sent = 0u64;
+    let slowed = within("the publisher to be slowed", async {
+        for _ in 0..20_000 {
+            match publisher.send_bytes(obj.clone(), "g").await {
+                Ok(()) => sent += 1,
+                Err(Error::Timeout(_)) => return true,
+                Err(e) => panic!("unexpected {e}"),
+            }
+        }
+        false
+    })
+    .await;
+    assert!(
+        slowed,
+        "20,000 x 64 KiB to a member that does not read must slow the sender"
+    );
+    // Now read: every broadcast the relay took arrives, numbered without gaps.
+    let mut next = 1u64;
+    within("all broadcasts at the slow member", async {
+        loop {
+            let m = match tokio::time::timeout(Duration::from_secs(3), slow.recv()).await {
+                Ok(m) => m.unwrap(),
+                Err(_) => panic!("stuck at {next} of {sent}; relay stats {:?}", r.stats()),
+            };
+            if let Ok(ToEndpoint::Broadcast { bseq, .. }) = ToEndpoint::decode(&m) {
+                assert_eq!(bseq, next, "a broadcast was lost");
+                next += 1;
+                if next > sent {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+}
