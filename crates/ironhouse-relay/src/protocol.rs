@@ -111,13 +111,40 @@ fn u64_frame(n: u64) -> Bytes {
 }
 
 fn map_frame<V: Into<Value> + Copy>(entries: &[(String, V)]) -> Bytes {
-    let map = Value::Map(
-        entries
-            .iter()
-            .map(|(k, v)| (Value::from(k.as_str()), (*v).into()))
-            .collect(),
-    );
-    value_frame(&map)
+    value_frame(&map_value(entries))
+}
+
+/// A received message being parsed: its command (named in errors) and its
+/// frames.
+struct Parse<'a> {
+    cmd: &'a [u8],
+    frames: &'a [Bytes],
+}
+
+impl<'a> Parse<'a> {
+    fn new(m: &'a Message) -> Self {
+        let frames = m.frames();
+        Parse {
+            cmd: frames.first().map(|c| &c[..]).unwrap_or_default(),
+            frames,
+        }
+    }
+
+    fn bad(&self, reason: &str) -> Malformed {
+        Malformed {
+            command: String::from_utf8_lossy(self.cmd).into_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The message must have exactly `n` frames.
+    fn want(&self, n: usize) -> Result<(), Malformed> {
+        if self.frames.len() == n {
+            Ok(())
+        } else {
+            Err(self.bad(&format!("{} frames, expected {n}", self.frames.len())))
+        }
+    }
 }
 
 fn value_frame(v: &Value) -> Bytes {
@@ -189,19 +216,10 @@ impl ToRelay {
     /// # Errors
     /// [`Malformed`] for an unknown command or a frame of the wrong shape.
     pub fn decode(m: &Message) -> Result<ToRelay, Malformed> {
-        let f = m.frames();
-        let cmd = f.first().map(|c| &c[..]).unwrap_or_default();
-        let bad = |reason: &str| Malformed {
-            command: String::from_utf8_lossy(cmd).into_owned(),
-            reason: reason.to_owned(),
-        };
-        let want = |n: usize| {
-            if f.len() == n {
-                Ok(())
-            } else {
-                Err(bad(&format!("{} frames, expected {n}", f.len())))
-            }
-        };
+        let p = Parse::new(m);
+        let (f, cmd) = (p.frames, p.cmd);
+        let bad = |reason: &str| p.bad(reason);
+        let want = |n: usize| p.want(n);
         match cmd {
             b"HELLO" => {
                 want(2)?;
@@ -323,19 +341,10 @@ impl ToEndpoint {
     /// # Errors
     /// [`Malformed`] for an unknown command or a frame of the wrong shape.
     pub fn decode(m: &Message) -> Result<ToEndpoint, Malformed> {
-        let f = m.frames();
-        let cmd = f.first().map(|c| &c[..]).unwrap_or_default();
-        let bad = |reason: &str| Malformed {
-            command: String::from_utf8_lossy(cmd).into_owned(),
-            reason: reason.to_owned(),
-        };
-        let want = |n: usize| {
-            if f.len() == n {
-                Ok(())
-            } else {
-                Err(bad(&format!("{} frames, expected {n}", f.len())))
-            }
-        };
+        let p = Parse::new(m);
+        let (f, cmd) = (p.frames, p.cmd);
+        let bad = |reason: &str| p.bad(reason);
+        let want = |n: usize| p.want(n);
         let text = |b: &Bytes| {
             std::str::from_utf8(b)
                 .map(str::to_owned)

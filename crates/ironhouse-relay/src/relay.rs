@@ -439,9 +439,7 @@ impl RelayDriver {
                 continue;
             }
             if let Err(out) = self.send_one(conn, out) {
-                let b = self.backlog.entry(conn).or_default();
-                Self::push_backlog(b, out, &mut self.missed_broadcasts);
-                congested = congested || b.bytes > CONGESTION_BYTES;
+                congested = self.queue_in_backlog(conn, out) > CONGESTION_BYTES || congested;
             }
         }
     }
@@ -453,10 +451,16 @@ impl RelayDriver {
         }
         for (conn, seq) in std::mem::take(&mut self.held_done) {
             if let Err(out) = self.send_one(conn, Output::Done(seq)) {
-                let b = self.backlog.entry(conn).or_default();
-                Self::push_backlog(b, out, &mut self.missed_broadcasts);
+                self.queue_in_backlog(conn, out);
             }
         }
+    }
+
+    /// Queues an output that did not fit; returns the connection's backlog bytes.
+    fn queue_in_backlog(&mut self, conn: ConnId, out: Output) -> usize {
+        let b = self.backlog.entry(conn).or_default();
+        Self::push_backlog(b, out, &mut self.missed_broadcasts);
+        b.bytes
     }
 
     fn push_backlog(b: &mut Backlog, out: Output, missed: &mut u64) {
