@@ -38,7 +38,12 @@ pub struct Args {
     #[arg(long, value_name = "EP")]
     bind: Vec<String>,
     /// The password, given on the command line (visible in `ps`; prefer --password-file).
-    #[arg(long, value_name = "PW", conflicts_with = "password_file")]
+    #[arg(
+        long,
+        value_name = "PW",
+        conflicts_with = "password_file",
+        allow_hyphen_values = true
+    )]
     password: Option<String>,
     /// A file holding the password (a trailing newline is ignored); mode 0600.
     #[arg(long, value_name = "FILE")]
