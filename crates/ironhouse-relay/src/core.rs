@@ -20,6 +20,8 @@ use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
 
+use crate::protocol::Packed;
+
 /// A connection, numbered by the driver.
 pub type ConnId = u64;
 
@@ -75,6 +77,8 @@ pub struct Join {
     pub seen: Vec<(String, u64)>,
     /// Group → unused credit it still holds.
     pub credit: Vec<(String, u64)>,
+    /// It reads batched broadcasts ([`Output::Broadcasts`]).
+    pub batch: bool,
 }
 
 /// What the relay sends to a connection: the native protocol's messages
@@ -111,6 +115,8 @@ struct Conn {
     next_id: u64,
     /// Highest publish seq taken on this connection, not yet reported.
     done_pending: Option<u64>,
+    /// It reads batched broadcasts.
+    batch: bool,
 }
 
 /// What the relay remembers of an endpoint session between connections.
@@ -288,6 +294,7 @@ impl RelayCore {
                 groups: groups.clone(),
                 credit,
                 next_id: 1,
+                batch: join.batch,
                 ..Conn::default()
             },
         );
@@ -415,6 +422,98 @@ impl RelayCore {
         if seq != 0 {
             self.mark_done(conn, seq);
         }
+    }
+
+    /// Several objects to the same destination, numbered from `first_seq`
+    /// (OBJS): the same as publishing them one by one, but a broadcast batch
+    /// goes to each batch-capable member as one output holding the very
+    /// same frame. Refused whole, with one [`Output::Fail`] naming a `seq`
+    /// of the batch.
+    pub fn publish_batch(
+        &mut self,
+        conn: ConnId,
+        first_seq: u64,
+        dest: &[(String, i64)],
+        objects: Packed,
+    ) {
+        // Work items are counted against limits and handed out one by one.
+        if first_seq == 0 || dest.iter().any(|(_, n)| *n > 0) {
+            for (i, obj) in objects.iter().enumerate() {
+                let seq = if first_seq == 0 {
+                    0
+                } else {
+                    first_seq + i as u64
+                };
+                self.publish(conn, seq, dest, obj);
+            }
+            return;
+        }
+        let Some(c) = self.conns.get(&conn) else {
+            self.out.push_back((conn, Output::Reset));
+            return;
+        };
+        let count = objects.count() as u64;
+        let last_seq = first_seq.saturating_add(count - 1);
+        let mut objects = objects;
+        if let Some(sess) = c.session.as_ref().and_then(|s| self.sessions.get_mut(s)) {
+            if last_seq <= sess.last_seq {
+                self.stats.duplicates += count;
+                self.mark_done(conn, last_seq);
+                return;
+            }
+            if first_seq <= sess.last_seq {
+                // A resend after a reconnect that the relay partly took.
+                let taken = sess.last_seq - first_seq + 1;
+                self.stats.duplicates += taken;
+                objects = objects.skip(taken as usize).expect("some remain");
+            }
+            sess.last_seq = last_seq;
+        }
+        let count = objects.count() as u64;
+        if let Err(reason) = self.check_publish(dest) {
+            self.stats.refused += count;
+            self.out.push_back((
+                conn,
+                Output::Fail {
+                    seq: last_seq,
+                    reason,
+                },
+            ));
+            return;
+        }
+        self.stats.published += count;
+        for (g, n) in dest {
+            if *n >= 0 {
+                // 0 only creates the group (done by check_publish's caller).
+                self.group(g);
+                continue;
+            }
+            let grp = self.group(g).expect("checked above");
+            let first_bseq = grp.next_bseq;
+            grp.next_bseq += count;
+            grp.retained = Some((first_bseq + count - 1, objects.last()));
+            let members = grp.members.clone();
+            for m in members {
+                if self.conns.get(&m).is_some_and(|c| c.batch) {
+                    let o = Output::Broadcasts {
+                        group: g.clone(),
+                        first_bseq,
+                        objects: objects.clone(),
+                    };
+                    self.out.push_back((m, o));
+                } else {
+                    for (i, payload) in objects.iter().enumerate() {
+                        let o = Output::Broadcast {
+                            group: g.clone(),
+                            bseq: first_bseq + i as u64,
+                            payload,
+                        };
+                        self.out.push_back((m, o));
+                    }
+                }
+            }
+        }
+        self.mark_done(conn, last_seq);
     }
 
     fn check_publish(&self, dest: &[(String, i64)]) -> Result<(), String> {

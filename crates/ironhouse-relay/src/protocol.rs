@@ -11,6 +11,9 @@ use bytes::Bytes;
 use ironhouse::Message;
 use rmpv::Value;
 
+mod packed;
+pub use packed::{Packed, PackedBuilder};
+
 /// Protocol version spoken in HELLO and WELCOME.
 pub const VERSION: u64 = 1;
 
@@ -38,6 +41,8 @@ pub struct Hello {
     pub seen: Vec<(String, u64)>,
     /// Per group, the notify credit not yet used.
     pub credit: Vec<(String, u64)>,
+    /// The endpoint reads BCASTS (batched broadcasts).
+    pub batch: bool,
 }
 
 /// Endpoint → relay.
@@ -54,6 +59,16 @@ pub enum ToRelay {
         dest: Vec<(String, i64)>,
         /// The encoded object.
         payload: Bytes,
+    },
+    /// Several objects to the same destination, numbered `first_seq`,
+    /// `first_seq + 1`, ... (OBJS): the same as that many `Publish`.
+    PublishBatch {
+        /// The first object's `seq`.
+        first_seq: u64,
+        /// Group → n, in the order given.
+        dest: Vec<(String, i64)>,
+        /// The encoded objects.
+        objects: Packed,
     },
     /// Consumer credit: n > 0 adds credit, n < 0 takes everything queued now.
     Notify(Vec<(String, i64)>),
@@ -90,6 +105,17 @@ pub enum ToEndpoint {
         bseq: u64,
         /// The encoded object.
         payload: Bytes,
+    },
+    /// Consecutive broadcasts of one group, numbered `first_bseq`,
+    /// `first_bseq + 1`, ... (BCASTS; only to endpoints whose HELLO said
+    /// `batch`).
+    Broadcasts {
+        /// Their group.
+        group: String,
+        /// The first object's sequence number in the group.
+        first_bseq: u64,
+        /// The encoded objects.
+        objects: Packed,
     },
     /// A queued object for this consumer; acknowledge it with `Ack`.
     Item {
@@ -169,6 +195,16 @@ pub fn publish_message(seq: u64, dest: Bytes, payload: Bytes) -> Message {
     msg([Bytes::from_static(b"OBJ"), u64_frame(seq), dest, payload])
 }
 
+/// An OBJS message: several objects to one already encoded `dest`.
+pub fn publish_batch_message(first_seq: u64, dest: Bytes, objects: &Packed) -> Message {
+    msg([
+        Bytes::from_static(b"OBJS"),
+        u64_frame(first_seq),
+        dest,
+        objects.bytes().clone(),
+    ])
+}
+
 /// Decodes a `dest` frame (a MessagePack map of group → int).
 ///
 /// # Errors
@@ -197,6 +233,7 @@ impl ToRelay {
                     ),
                     (Value::from("seen"), map_value(&h.seen)),
                     (Value::from("credit"), map_value(&h.credit)),
+                    (Value::from("batch"), Value::Boolean(h.batch)),
                 ]);
                 msg([Bytes::from_static(b"HELLO"), value_frame(&body)])
             }
@@ -206,6 +243,11 @@ impl ToRelay {
                 map_frame(dest),
                 payload.clone(),
             ]),
+            ToRelay::PublishBatch {
+                first_seq,
+                dest,
+                objects,
+            } => publish_batch_message(*first_seq, map_frame(dest), objects),
             ToRelay::Notify(credit) => msg([Bytes::from_static(b"NTF"), map_frame(credit)]),
             ToRelay::Ack(upto) => msg([Bytes::from_static(b"ACK"), u64_frame(*upto)]),
         }
@@ -256,6 +298,7 @@ impl ToRelay {
                         }
                         Some("seen") => h.seen = counts(v).map_err(|e| bad(&e))?,
                         Some("credit") => h.credit = counts(v).map_err(|e| bad(&e))?,
+                        Some("batch") => h.batch = v.as_bool().unwrap_or(false),
                         // Unknown keys are for later versions.
                         _ => {}
                     }
@@ -271,6 +314,19 @@ impl ToRelay {
                     seq: read_u64(&f[1]).ok_or_else(|| bad("seq is not 8 bytes"))?,
                     dest: dest_map(&f[2]).map_err(|e| bad(&e))?,
                     payload: f[3].clone(),
+                })
+            }
+            b"OBJS" => {
+                want(4)?;
+                let objects = Packed::parse(f[3].clone()).map_err(|e| bad(&e))?;
+                let first_seq = read_u64(&f[1]).ok_or_else(|| bad("seq is not 8 bytes"))?;
+                if first_seq.checked_add(objects.count() as u64).is_none() {
+                    return Err(bad("seq overflows"));
+                }
+                Ok(ToRelay::PublishBatch {
+                    first_seq,
+                    dest: dest_map(&f[2]).map_err(|e| bad(&e))?,
+                    objects,
                 })
             }
             b"NTF" => {
@@ -319,6 +375,16 @@ impl ToEndpoint {
                 Bytes::copy_from_slice(group.as_bytes()),
                 u64_frame(*bseq),
                 payload.clone(),
+            ]),
+            ToEndpoint::Broadcasts {
+                group,
+                first_bseq,
+                objects,
+            } => msg([
+                Bytes::from_static(b"BCASTS"),
+                Bytes::copy_from_slice(group.as_bytes()),
+                u64_frame(*first_bseq),
+                objects.bytes().clone(),
             ]),
             ToEndpoint::Item {
                 group,
@@ -390,6 +456,14 @@ impl ToEndpoint {
                     group: text(&f[1])?,
                     bseq: num(&f[2])?,
                     payload: f[3].clone(),
+                })
+            }
+            b"BCASTS" => {
+                want(4)?;
+                Ok(ToEndpoint::Broadcasts {
+                    group: text(&f[1])?,
+                    first_bseq: num(&f[2])?,
+                    objects: Packed::parse(f[3].clone()).map_err(|e| bad(&e))?,
                 })
             }
             b"ITEM" => {
@@ -473,6 +547,13 @@ mod tests {
             epoch: Some(Bytes::from_static(b"e")),
             seen: vec![("a".into(), 3)],
             credit: vec![("b".into(), 9)],
+            batch: true,
+        };
+        let objects = {
+            let mut b = PackedBuilder::new();
+            b.push(b"x");
+            b.push(b"yz");
+            b.finish().unwrap()
         };
         for m in [
             ToRelay::Hello(hello),
@@ -480,6 +561,11 @@ mod tests {
                 seq: 5,
                 dest: vec![("z".into(), -1), ("a".into(), 3)],
                 payload: Bytes::from_static(b"obj"),
+            },
+            ToRelay::PublishBatch {
+                first_seq: 6,
+                dest: vec![("z".into(), -1)],
+                objects: objects.clone(),
             },
             ToRelay::Notify(vec![("g".into(), -1)]),
             ToRelay::Ack(u64::MAX),
@@ -501,6 +587,11 @@ mod tests {
                 group: "g".into(),
                 bseq: 1,
                 payload: Bytes::from_static(b"x"),
+            },
+            ToEndpoint::Broadcasts {
+                group: "g".into(),
+                first_bseq: 2,
+                objects,
             },
             ToEndpoint::Item {
                 group: "g".into(),
@@ -527,6 +618,9 @@ mod tests {
             vec![b"HELLO", b"\x90"],
             vec![b"NTF", b"\x81\xa1g\xa1x"],
             vec![b"ACK"],
+            vec![b"OBJS", &[0; 8], b"\x81\xa1g\xff", b""],
+            vec![b"OBJS", &[0; 8], b"\x81\xa1g\xff", b"\x00\x00\x00\x09ab"],
+            vec![b"OBJS", &[0xff; 8], b"\x81\xa1g\xff", b"\x00\x00\x00\x01a"],
         ];
         for c in cases {
             let m: Message = c.iter().map(|f| Bytes::copy_from_slice(f)).collect();
@@ -535,6 +629,15 @@ mod tests {
         let m: Message = [Bytes::from_static(b"ITEM"), Bytes::from_static(b"\xff")]
             .into_iter()
             .collect();
+        assert!(ToEndpoint::decode(&m).is_err());
+        let m: Message = [
+            Bytes::from_static(b"BCASTS"),
+            Bytes::from_static(b"g"),
+            Bytes::from_static(&[0; 8]),
+            Bytes::from_static(b"\x00\x00\x00\x02a"),
+        ]
+        .into_iter()
+        .collect();
         assert!(ToEndpoint::decode(&m).is_err());
     }
 }

@@ -23,7 +23,7 @@ use ironhouse::{Message, Options, Socket, SocketType, TrySendError};
 use tokio::sync::{mpsc, watch};
 
 use crate::core::{ConnId, GroupPolicy, Join, Output, RelayCore, Stats};
-use crate::protocol::ToRelay;
+use crate::protocol::{Packed, ToRelay};
 use crate::tlspyo::{self, TlspyoConfig, TlspyoIn, TlspyoOut};
 use crate::Result;
 
@@ -250,6 +250,7 @@ struct RelayDriver {
 fn payload_len(o: &Output) -> usize {
     match o {
         Output::Broadcast { payload, .. } | Output::Item { payload, .. } => payload.len(),
+        Output::Broadcasts { objects, .. } => objects.bytes().len(),
         _ => 64,
     }
 }
@@ -335,10 +336,11 @@ impl RelayDriver {
         let Some(&conn) = self.by_rid.get(&rid) else {
             return;
         };
-        // The hot path: OBJ with the same destination as the last one is
-        // taken without decoding the destination again.
+        // The hot path: OBJ or OBJS with the same destination as the last
+        // one is taken without decoding the destination again.
         if let [cmd, seq, dest, payload] = f {
-            if &cmd[..] == b"OBJ" {
+            let batch = &cmd[..] == b"OBJS";
+            if batch || &cmd[..] == b"OBJ" {
                 if let Ok(seq) = <[u8; 8]>::try_from(&seq[..]).map(u64::from_be_bytes) {
                     if self.dest_cache.as_ref().is_none_or(|(b, _)| b != dest) {
                         match crate::protocol::decode_dest(dest) {
@@ -350,7 +352,17 @@ impl RelayDriver {
                         }
                     }
                     let (_, d) = self.dest_cache.as_ref().expect("set above");
-                    self.core.publish(conn, seq, d, payload.clone());
+                    if !batch {
+                        self.core.publish(conn, seq, d, payload.clone());
+                        return;
+                    }
+                    match Packed::parse(payload.clone()) {
+                        Ok(objects) if seq.checked_add(objects.count() as u64).is_some() => {
+                            self.core.publish_batch(conn, seq, d, objects);
+                        }
+                        Ok(_) => tracing::debug!(conn, "ignored an OBJS whose seq overflows"),
+                        Err(e) => tracing::debug!(conn, error = %e, "ignored a malformed OBJS"),
+                    }
                     return;
                 }
             }
@@ -366,12 +378,18 @@ impl RelayDriver {
                         epoch: h.epoch,
                         seen: h.seen,
                         credit: h.credit,
+                        batch: h.batch,
                     },
                 );
             }
             Ok(ToRelay::Publish { seq, dest, payload }) => {
                 self.core.publish(conn, seq, &dest, payload)
             }
+            Ok(ToRelay::PublishBatch {
+                first_seq,
+                dest,
+                objects,
+            }) => self.core.publish_batch(conn, first_seq, &dest, objects),
             Ok(ToRelay::Notify(credit)) => self.core.notify(conn, &credit),
             Ok(ToRelay::Ack(upto)) => self.core.ack(conn, upto),
             Err(e) => tracing::debug!(conn, error = %e, "ignored a malformed message"),
@@ -465,9 +483,16 @@ impl RelayDriver {
 
     fn push_backlog(b: &mut Backlog, out: Output, missed: &mut u64) {
         let len = payload_len(&out);
-        if matches!(out, Output::Broadcast { .. }) && b.bytes + len > BACKLOG_BYTES {
-            *missed += 1;
-            if missed.is_power_of_two() {
+        let broadcasts = match &out {
+            Output::Broadcast { .. } => 1,
+            Output::Broadcasts { objects, .. } => objects.count() as u64,
+            _ => 0,
+        };
+        if broadcasts > 0 && b.bytes + len > BACKLOG_BYTES {
+            let before = *missed;
+            *missed += broadcasts;
+            // Logged when the count crosses a power of two.
+            if (before + 1).next_power_of_two() <= *missed {
                 tracing::warn!(
                     missed = *missed,
                     "a slow endpoint missed broadcasts (its backlog is full)"
@@ -545,6 +570,12 @@ impl RelayDriver {
                     }
                     Output::Fail { reason, .. } => {
                         tracing::warn!(conn, %reason, "object from a tlspyo endpoint refused");
+                        return Ok(());
+                    }
+                    // tlspyo endpoints join without `batch`: the core sends
+                    // them one Broadcast per object instead.
+                    Output::Broadcasts { .. } => {
+                        debug_assert!(false, "a batch for a tlspyo endpoint");
                         return Ok(());
                     }
                     Output::Welcome { .. } | Output::Done(_) | Output::Reset => return Ok(()),

@@ -65,6 +65,10 @@ impl TlspyoEndpoint {
         if tls {
             cmd.arg("--keys-dir").arg(credentials());
         }
+        // Its own process group: tlspyo runs its endpoint in a child
+        // process, which must go when the test is done (see Drop).
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -132,7 +136,11 @@ impl TlspyoEndpoint {
 
 impl Drop for TlspyoEndpoint {
     fn drop(&mut self) {
-        let _ = writeln!(self.stdin, "{}", json!({"op": "stop"}));
+        // Killing only the driver would orphan tlspyo's worker process
+        // (which retries forever and keeps the test's output pipe open):
+        // kill the whole group.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -258,6 +258,39 @@ async fn publishes_cut_mid_stream_arrive_once_each() {
         .is_empty());
 }
 
+/// Broadcasts sent in a burst leave in batches (OBJS, BCASTS); a cut in the
+/// middle makes the publisher resend batches the relay partly took. The
+/// subscriber still gets each object once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_broadcasts_cut_mid_stream_arrive_once_each_in_order() {
+    let r = relay().await;
+    let subscriber = endpoint(&r.endpoints()[0], &["fan"]).await;
+    let proxy = Proxy::start(addr_of(&r.endpoints()[0])).await;
+    let publisher = endpoint(&proxy.url(), &["p"]).await;
+    let n = 20_000u32;
+    for i in 0..n {
+        publisher.broadcast("fan", &i).await.unwrap();
+        if i == n / 2 {
+            proxy.cut();
+        }
+    }
+    within("flush", publisher.flush(LIMIT)).await.unwrap();
+    let mut got: Vec<u32> = Vec::new();
+    within("all objects", async {
+        while got.len() < n as usize {
+            got.extend(subscriber.receive_all::<u32>(SOON).await.unwrap());
+        }
+    })
+    .await;
+    assert_eq!(got, (0..n).collect::<Vec<u32>>(), "each once, in order");
+    assert!(subscriber
+        .receive_all::<u32>(Wait::For(Duration::from_millis(100)))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(r.stats().published, u64::from(n));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_limits_reject_clearly() {
     let mut groups = HashMap::new();
@@ -377,6 +410,13 @@ async fn malformed_messages_do_not_disturb_the_relay() {
         vec![Bytes::from_static(b"OBJ"), Bytes::from_static(b"x")],
         vec![Bytes::from_static(b"???")],
         vec![Bytes::new(), Bytes::new(), Bytes::new()],
+        // A batch whose object overruns the frame.
+        vec![
+            Bytes::from_static(b"OBJS"),
+            Bytes::from_static(&[0, 0, 0, 0, 0, 0, 0, 1]),
+            Bytes::from_static(b"\x81\xa1g\xff"),
+            Bytes::from_static(b"\x00\x00\x00\x09ab"),
+        ],
     ] {
         raw.send(m).await.unwrap();
     }

@@ -30,6 +30,36 @@ use crate::BoxError;
 const PASSWORD: &str = "bench-password";
 const DEADLINE: Duration = Duration::from_secs(170);
 
+/// The sink's count of objects received, which the source waits on to keep
+/// its window. The source sleeps rather than spins: on two cores a spinning
+/// source takes CPU time from the relay and the sink it is waiting for.
+#[derive(Default)]
+struct Progress {
+    got: AtomicU64,
+    moved: tokio::sync::Notify,
+}
+
+impl Progress {
+    fn get(&self) -> u64 {
+        self.got.load(Ordering::Acquire)
+    }
+
+    fn advance(&self, got: u64) {
+        self.got.store(got, Ordering::Release);
+        self.moved.notify_one();
+    }
+
+    /// Returns once the count exceeds `n`, or after 100 ms (so the caller
+    /// can check its deadline).
+    async fn wait_beyond(&self, n: u64) {
+        let moved = self.moved.notified();
+        if self.get() > n {
+            return;
+        }
+        let _ = tokio::time::timeout(Duration::from_millis(100), moved).await;
+    }
+}
+
 /// Security of the relay and its endpoints for one run.
 #[derive(Clone)]
 struct Setup {
@@ -117,6 +147,13 @@ async fn endpoint(url: &str, group: &str, setup: &Setup) -> Result<Endpoint, Box
         .group(group)
         .options(setup.endpoint_options())
         .queue_capacity(1 << 20)
+        .max_unconfirmed(
+            std::env::var("IH_UNCONF")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(100_000),
+            32 << 20,
+        )
         .connect()
         .await?;
     ep.wait_joined(Duration::from_secs(30)).await?;
@@ -141,7 +178,7 @@ pub fn flow(produce: bool, size: usize, count: u64, tls: bool) -> Result<String,
     let window: u64 = if produce { 1000 } else { 4 };
     let setup = Setup::new(tls)?;
     let (url, stop) = start_relay(&setup)?;
-    let progress = Arc::new(AtomicU64::new(0));
+    let progress = Arc::new(Progress::default());
     let ready = Arc::new(Barrier::new(2));
     let failed = Arc::new(AtomicBool::new(false));
 
@@ -177,7 +214,7 @@ pub fn flow(produce: bool, size: usize, count: u64, tls: bool) -> Result<String,
                         order_ok &= seq_of(&r.payload) == got;
                         got += 1;
                     }
-                    progress.store(got, Ordering::Release);
+                    progress.advance(got);
                 }
                 ep.stop().await;
                 let secs = (last.unwrap() - first.unwrap()).as_secs_f64();
@@ -197,19 +234,18 @@ pub fn flow(produce: bool, size: usize, count: u64, tls: bool) -> Result<String,
                 let dest = vec![("cons", if produce { 1 } else { -1 })];
                 let deadline = Instant::now() + DEADLINE;
                 for seq in 0..count {
-                    while seq >= progress.load(Ordering::Acquire) + window {
+                    while seq >= progress.get() + window {
                         if failed.load(Ordering::Relaxed) || Instant::now() > deadline {
                             return Err::<_, BoxError>("the sink stopped".into());
                         }
-                        // The sink moves on its own thread; yield so ours runs.
-                        tokio::task::yield_now().await;
+                        progress.wait_beyond(seq - window).await;
                     }
                     ep.send_bytes(object(seq, size), dest.clone()).await?;
                 }
                 ep.flush(DEADLINE).await?;
                 // Stay until the sink has everything (the relay may still
                 // be sending).
-                while progress.load(Ordering::Acquire) < count
+                while progress.get() < count
                     && !failed.load(Ordering::Relaxed)
                     && Instant::now() < deadline
                 {

@@ -305,3 +305,117 @@ fn unknown_connections_are_told_to_introduce_themselves() {
     assert_eq!(out, vec![(7, Output::Reset), (7, Output::Reset)]);
     assert_eq!(r.queued("g"), 0);
 }
+
+fn packed(objs: &[&str]) -> Packed {
+    let mut p = crate::protocol::PackedBuilder::new();
+    for o in objs {
+        p.push(o.as_bytes());
+    }
+    p.finish().unwrap()
+}
+
+/// Every broadcast for `conn`, batched or not, as (bseq, payload).
+fn broadcasts_for(out: &[(ConnId, Output)], conn: ConnId) -> Vec<(u64, Bytes)> {
+    let mut v = Vec::new();
+    for (c, o) in out {
+        if *c != conn {
+            continue;
+        }
+        match o {
+            Output::Broadcast { bseq, payload, .. } => v.push((*bseq, payload.clone())),
+            Output::Broadcasts {
+                first_bseq,
+                objects,
+                ..
+            } => v.extend((*first_bseq..).zip(objects.iter())),
+            _ => {}
+        }
+    }
+    v
+}
+
+#[test]
+fn a_batch_goes_whole_to_batch_readers_one_by_one_to_others_and_its_last_is_retained() {
+    let mut r = relay();
+    r.join(
+        1,
+        Join {
+            batch: true,
+            ..session(1, &["g"])
+        },
+    );
+    r.join(2, session(2, &["g"]));
+    take(&mut r);
+    r.publish(1, 1, &dest("g", -1), b("solo"));
+    r.publish_batch(1, 2, &dest("g", -1), packed(&["x", "y", "z"]));
+    r.flush_done();
+    let out = take(&mut r);
+    let want = vec![(1, b("solo")), (2, b("x")), (3, b("y")), (4, b("z"))];
+    assert_eq!(broadcasts_for(&out, 1), want);
+    assert_eq!(broadcasts_for(&out, 2), want);
+    // The batch reader got one output for the batch (and DONE); the other
+    // got one per object.
+    let count = |conn| out.iter().filter(|(c, _)| *c == conn).count();
+    assert_eq!(count(1), 3);
+    assert_eq!(count(2), 4);
+    assert!(out.contains(&(1, Output::Done(4))));
+    assert_eq!(r.stats().published, 4);
+    r.join(3, session(3, &["g"]));
+    assert_eq!(broadcasts_for(&take(&mut r), 3), vec![(4, b("z"))]);
+}
+
+#[test]
+fn a_resent_batch_is_taken_once_even_when_partly_taken_before() {
+    let mut r = relay();
+    r.join(1, session(1, &["g"]));
+    r.join(2, session(2, &["g"]));
+    r.publish(1, 1, &dest("g", -1), b("a"));
+    r.publish(1, 2, &dest("g", -1), b("b"));
+    take(&mut r);
+    // A reconnect resends seq 1..=4 as one batch: only 3 and 4 are new.
+    r.publish_batch(1, 1, &dest("g", -1), packed(&["a", "b", "c", "d"]));
+    let got = broadcasts_for(&take(&mut r), 2);
+    assert_eq!(got, vec![(3, b("c")), (4, b("d"))]);
+    assert_eq!(r.stats().duplicates, 2);
+    // All of it again: nothing new, but confirmed.
+    r.publish_batch(1, 1, &dest("g", -1), packed(&["a", "b", "c", "d"]));
+    r.flush_done();
+    let out = take(&mut r);
+    assert!(broadcasts_for(&out, 2).is_empty());
+    assert!(out.contains(&(1, Output::Done(4))));
+}
+
+#[test]
+fn a_batch_of_work_items_is_queued_item_by_item_and_a_refused_batch_fails_whole() {
+    let mut r = RelayCore::new(
+        GroupPolicy::Only(HashMap::from([(
+            "w".to_string(),
+            GroupLimits {
+                max_count: None,
+                max_consumables: Some(2),
+            },
+        )])),
+        b("e"),
+    );
+    r.join(1, session(1, &["w"]));
+    take(&mut r);
+    r.publish_batch(1, 1, &dest("w", 1), packed(&["i1", "i2", "i3"]));
+    let out = take(&mut r);
+    assert_eq!(r.queued("w"), 2);
+    assert!(out.contains(&(
+        1,
+        Output::Fail {
+            seq: 3,
+            reason: "group \"w\" queue is full (2 of max_consumables 2 objects)".into()
+        }
+    )));
+    // A broadcast batch to a group this relay does not accept: one FAIL.
+    r.publish_batch(1, 4, &dest("nope", -1), packed(&["a", "b"]));
+    let fails: Vec<_> = take(&mut r)
+        .into_iter()
+        .filter(|(_, o)| matches!(o, Output::Fail { .. }))
+        .collect();
+    assert_eq!(fails.len(), 1);
+    assert!(matches!(&fails[0].1, Output::Fail { seq: 5, .. }));
+    assert_eq!(r.stats().refused, 3);
+}

@@ -12,7 +12,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::queue::{Kind, Received};
 use super::{ConnectionState, EndpointEvent, Shared};
-use crate::protocol::{Hello, ToEndpoint, ToRelay};
+use crate::protocol::{Hello, PackedBuilder, ToEndpoint, ToRelay};
 
 /// What the API asks of the task.
 #[derive(Debug)]
@@ -28,6 +28,40 @@ pub(super) enum Command {
 /// Most messages handled per wake-up before looking at the other sources.
 const BATCH: usize = 4096;
 
+/// Broadcasts queued together by the application leave as one OBJS of at
+/// most this many bytes: per-message costs (framing, queues, wake-ups, the
+/// relay's routing) are paid once per batch. Only what is already queued is
+/// batched, so nothing waits for a batch to fill.
+const BATCH_BYTES: usize = 64 << 10;
+/// Objects larger than this are sent alone (batching saves nothing there).
+const BATCH_OBJECT_MAX: usize = 8 << 10;
+
+/// A destination, its encoded frame, and whether it only broadcasts (so its
+/// objects may be batched).
+struct LastDest {
+    dest: Vec<(String, i64)>,
+    frame: Bytes,
+    broadcast_only: bool,
+}
+
+/// A publish (OBJ) or a batch of them (OBJS) sent and not yet confirmed.
+struct Sent {
+    first_seq: u64,
+    last_seq: u64,
+    objects: usize,
+    bytes: usize,
+    message: Message,
+}
+
+/// Broadcasts being gathered into one OBJS.
+#[derive(Default)]
+struct Gathering {
+    objects: PackedBuilder,
+    first_seq: u64,
+    dest: Bytes,
+    bytes: usize,
+}
+
 pub(super) struct Driver {
     pub(super) socket: Socket,
     pub(super) shared: Arc<Shared>,
@@ -40,7 +74,8 @@ pub(super) struct Driver {
     credit: HashMap<String, u64>,
     next_seq: u64,
     /// Publishes the relay has not confirmed, oldest first, as sent.
-    unconfirmed: VecDeque<(u64, usize, Message)>,
+    unconfirmed: VecDeque<Sent>,
+    gathering: Gathering,
     /// `notify(n < 0)` made while not joined: sent after WELCOME.
     grabs: Vec<(String, i64)>,
     joined: bool,
@@ -51,8 +86,8 @@ pub(super) struct Driver {
     last_item: u64,
     acked: u64,
     arrived: Vec<Received>,
-    /// The last destination and its encoded frame.
-    last_dest: Option<(Vec<(String, i64)>, Bytes)>,
+    /// The last destination and its encoding.
+    last_dest: Option<LastDest>,
 }
 
 impl Driver {
@@ -76,6 +111,7 @@ impl Driver {
             credit: HashMap::new(),
             next_seq: 1,
             unconfirmed: VecDeque::new(),
+            gathering: Gathering::default(),
             grabs: Vec::new(),
             joined: false,
             connected: false,
@@ -105,6 +141,7 @@ impl Driver {
                             Err(_) => break,
                         }
                     }
+                    self.send_gathered();
                     if stop {
                         break;
                     }
@@ -141,18 +178,40 @@ impl Driver {
                 self.next_seq += 1;
                 let len = payload.len();
                 // Senders mostly repeat one destination: encode it once.
-                if self.last_dest.as_ref().is_none_or(|(d, _)| *d != dest) {
-                    let frame = crate::protocol::dest_frame(&dest);
-                    self.last_dest = Some((dest, frame));
+                if self.last_dest.as_ref().is_none_or(|d| d.dest != dest) {
+                    self.last_dest = Some(LastDest {
+                        frame: crate::protocol::dest_frame(&dest),
+                        broadcast_only: dest.iter().all(|(_, n)| *n <= 0),
+                        dest,
+                    });
                 }
-                let frame = self.last_dest.as_ref().expect("set above").1.clone();
-                let m = crate::protocol::publish_message(seq, frame, payload);
-                if self.joined {
-                    self.out.push_back(m.clone());
+                let last = self.last_dest.as_ref().expect("set above");
+                let (frame, broadcast_only) = (last.frame.clone(), last.broadcast_only);
+                if broadcast_only && len <= BATCH_OBJECT_MAX {
+                    let g = &self.gathering;
+                    if !g.objects.is_empty() && g.dest != frame {
+                        self.send_gathered();
+                    }
+                    let g = &mut self.gathering;
+                    if g.objects.is_empty() {
+                        g.first_seq = seq;
+                        g.dest = frame;
+                    }
+                    g.objects.push(&payload);
+                    g.bytes += len;
+                    if g.objects.len() >= BATCH_BYTES {
+                        self.send_gathered();
+                    }
+                } else {
+                    // Work items go one by one: the relay may refuse any of
+                    // them (max_consumables).
+                    self.send_gathered();
+                    let m = crate::protocol::publish_message(seq, frame, payload);
+                    self.sent(seq, 1, len, m);
                 }
-                self.unconfirmed.push_back((seq, len, m));
             }
             Command::Notify(credit) => {
+                self.send_gathered();
                 let mut now = Vec::new();
                 for (g, n) in credit {
                     if !self.groups.contains(&g) || n == 0 {
@@ -174,9 +233,44 @@ impl Driver {
                     self.out.push_back(ToRelay::Notify(now).encode());
                 }
             }
-            Command::Stop => return false,
+            Command::Stop => {
+                self.send_gathered();
+                return false;
+            }
         }
         true
+    }
+
+    /// Sends the broadcasts gathered so far: an OBJ for one, an OBJS for more.
+    fn send_gathered(&mut self) {
+        let g = &mut self.gathering;
+        let Some(objects) = g.objects.finish() else {
+            return;
+        };
+        let (first, bytes, dest) = (g.first_seq, std::mem::take(&mut g.bytes), g.dest.clone());
+        let n = objects.count();
+        let m = if n == 1 {
+            let obj = objects.last();
+            crate::protocol::publish_message(first, dest, obj)
+        } else {
+            crate::protocol::publish_batch_message(first, dest, &objects)
+        };
+        self.sent(first, n, bytes, m);
+    }
+
+    /// Keeps a publish message until the relay confirms it; sends it now if
+    /// joined (otherwise WELCOME resends it).
+    fn sent(&mut self, first_seq: u64, objects: usize, bytes: usize, message: Message) {
+        if self.joined {
+            self.out.push_back(message.clone());
+        }
+        self.unconfirmed.push_back(Sent {
+            first_seq,
+            last_seq: first_seq + objects as u64 - 1,
+            objects,
+            bytes,
+            message,
+        });
     }
 
     fn hello(&mut self) {
@@ -190,6 +284,7 @@ impl Driver {
             epoch: self.epoch.clone(),
             seen: self.seen.iter().map(|(g, s)| (g.clone(), *s)).collect(),
             credit: self.credit.iter().map(|(g, c)| (g.clone(), *c)).collect(),
+            batch: true,
         };
         self.out.push_back(ToRelay::Hello(h).encode());
     }
@@ -242,8 +337,8 @@ impl Driver {
                 self.last_item = 0;
                 self.acked = 0;
                 self.confirm_upto(accepted);
-                for (_, _, m) in &self.unconfirmed {
-                    self.out.push_back(m.clone());
+                for s in &self.unconfirmed {
+                    self.out.push_back(s.message.clone());
                 }
                 let grabs = std::mem::take(&mut self.grabs);
                 if !grabs.is_empty() {
@@ -263,9 +358,12 @@ impl Driver {
             }
             ToEndpoint::Done(upto) => self.confirm_upto(upto),
             ToEndpoint::Fail { seq, reason } => {
-                if let Some(i) = self.unconfirmed.iter().position(|(s, _, _)| *s == seq) {
-                    let (_, len, _) = self.unconfirmed.remove(i).expect("found");
-                    self.shared.confirmed(1, len, Some(reason.clone()));
+                // For an OBJS, the whole batch was refused.
+                let hit = |s: &Sent| s.first_seq <= seq && seq <= s.last_seq;
+                if let Some(i) = self.unconfirmed.iter().position(hit) {
+                    let s = self.unconfirmed.remove(i).expect("found");
+                    self.shared
+                        .confirmed(s.objects, s.bytes, Some(reason.clone()));
                 }
                 tracing::warn!(%reason, "the relay refused an object");
                 self.shared.emit(EndpointEvent::Refused { reason });
@@ -282,6 +380,20 @@ impl Driver {
                     kind: Kind::Broadcast,
                     payload,
                 });
+            }
+            ToEndpoint::Broadcasts {
+                group,
+                first_bseq,
+                objects,
+            } => {
+                let last = first_bseq.saturating_add(objects.count() as u64 - 1);
+                let s = self.seen.entry(group.clone()).or_default();
+                *s = (*s).max(last);
+                self.arrived.extend(objects.iter().map(|payload| Received {
+                    group: group.clone(),
+                    kind: Kind::Broadcast,
+                    payload,
+                }));
             }
             ToEndpoint::Item {
                 group,
@@ -315,10 +427,10 @@ impl Driver {
 
     fn confirm_upto(&mut self, upto: u64) {
         let (mut n, mut bytes) = (0, 0);
-        while self.unconfirmed.front().is_some_and(|(s, _, _)| *s <= upto) {
-            let (_, len, _) = self.unconfirmed.pop_front().expect("checked");
-            n += 1;
-            bytes += len;
+        while self.unconfirmed.front().is_some_and(|s| s.last_seq <= upto) {
+            let s = self.unconfirmed.pop_front().expect("checked");
+            n += s.objects;
+            bytes += s.bytes;
         }
         if n > 0 {
             self.shared.confirmed(n, bytes, None);
