@@ -147,13 +147,6 @@ async fn endpoint(url: &str, group: &str, setup: &Setup) -> Result<Endpoint, Box
         .group(group)
         .options(setup.endpoint_options())
         .queue_capacity(1 << 20)
-        .max_unconfirmed(
-            std::env::var("IH_UNCONF")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(100_000),
-            32 << 20,
-        )
         .connect()
         .await?;
     ep.wait_joined(Duration::from_secs(30)).await?;
