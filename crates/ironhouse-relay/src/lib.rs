@@ -12,7 +12,10 @@
 //! Layers, bottom up:
 //! - [`protocol`]: the native wire messages (ZMTP multipart between an
 //!   endpoint's DEALER and the relay's ROUTER), specified in
-//!   `docs/relay-protocol.md` so any ZeroMQ binding can be an endpoint;
+//!   `docs/relay-protocol.md` so any ZeroMQ binding can be an endpoint.
+//!   Broadcasts an application has queued leave its endpoint as one batch
+//!   frame, which the relay forwards whole: small objects cost per batch,
+//!   not per object;
 //! - [`core`]: the relay's rules as a state machine without I/O;
 //! - [`tlspyo`]: tlspyo 0.3.0's frames, so unchanged tlspyo endpoints join
 //!   the same groups;

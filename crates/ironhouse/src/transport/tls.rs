@@ -72,9 +72,8 @@ fn provider() -> Arc<CryptoProvider> {
             // per relayed object are a fifth of a 1 MiB TLS broadcast's CPU
             // time). The server follows the client's order, so peers that
             // prefer AES-256 still get it.
-            p.cipher_suites.sort_by_key(|s| {
-                s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
-            });
+            p.cipher_suites
+                .sort_by_key(|s| s.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256);
             Arc::new(p)
         })
         .clone()
