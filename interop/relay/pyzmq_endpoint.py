@@ -7,9 +7,11 @@ Run by the interop suite against an ironhouse relay, next to a Rust endpoint
 that consumes "jobs", listens to "news" and produces two objects into
 "fromrust". This endpoint:
   1. joins "fromrust" and "news";
-  2. produces 3 jobs into "jobs" and broadcasts a map to "news";
+  2. produces 3 jobs into "jobs" and broadcasts two maps to "news" in one
+     batch (OBJS); its HELLO says "batch", so broadcasts may come to it
+     batched too (BCASTS);
   3. asks for 2 items of "fromrust" and prints each object it receives as
-     one JSON line: {"kind": "ITEM"|"BCAST", "group": ..., "obj": ...}.
+     one JSON line: {"kind": "ITEM"|"BCAST"|"BCASTS", "group": ..., "obj": ...}.
 Exits 0 after the 2 items, 1 on a timeout (10 s per wait) or a REJECT.
 """
 
@@ -28,7 +30,7 @@ def main(url: str) -> int:
     sock.setsockopt(zmq.LINGER, 1000)
     sock.connect(url)
     hello = {"v": 1, "session": os.urandom(16), "groups": ["fromrust", "news"],
-             "epoch": None, "seen": {}, "credit": {}}
+             "epoch": None, "seen": {}, "credit": {}, "batch": True}
     sock.send_multipart([b"HELLO", msgpack.packb(hello)])
     frames = sock.recv_multipart()
     if frames[0] != b"WELCOME":
@@ -41,9 +43,16 @@ def main(url: str) -> int:
         seq += 1
         sock.send_multipart([b"OBJ", struct.pack(">Q", seq), msgpack.packb(dest), msgpack.packb(obj)])
 
+    def publish_batch(dest, objs):
+        """OBJS: one frame of 4-byte big-endian lengths and payloads."""
+        nonlocal seq
+        packed = b"".join(struct.pack(">I", len(p)) + p for p in map(msgpack.packb, objs))
+        sock.send_multipart([b"OBJS", struct.pack(">Q", seq + 1), msgpack.packb(dest), packed])
+        seq += len(objs)
+
     for i in range(3):
         publish({"jobs": 1}, f"job-{i}")
-    publish({"news": -1}, {"k": [1, 2], "from": "python"})
+    publish_batch({"news": -1}, [{"k": [1, 2], "from": "python"}, {"k": [3], "from": "python"}])
     sock.send_multipart([b"NTF", msgpack.packb({"fromrust": 2})])
 
     items = 0
@@ -60,6 +69,16 @@ def main(url: str) -> int:
             items += 1
         elif cmd == b"BCAST":
             group, _bseq, payload = frames[1:]
+        elif cmd == b"BCASTS":
+            group, _first_bseq, packed = frames[1:]
+            at = 0
+            while at < len(packed):
+                (n,) = struct.unpack_from(">I", packed, at)
+                obj = msgpack.unpackb(packed[at + 4:at + 4 + n])
+                at += 4 + n
+                print(json.dumps({"kind": "BCASTS", "group": group.decode(), "obj": obj}),
+                      flush=True)
+            continue
         elif cmd == b"FAIL":
             print(f"refused: {frames[2].decode()}", file=sys.stderr)
             return 1

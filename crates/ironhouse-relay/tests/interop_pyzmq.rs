@@ -1,6 +1,7 @@
 //! The native relay protocol from Python: `interop/relay/pyzmq_endpoint.py`
 //! (pyzmq + msgpack only) and a Rust endpoint exchange objects through an
-//! ironhouse relay, both directions, work items and broadcasts.
+//! ironhouse relay, both directions: work items, broadcasts, and a batch of
+//! broadcasts (OBJS in, BCASTS back).
 //! Needs the venv of scripts/test-all.sh (IRONHOUSE_PYTHON); fails without it.
 
 mod common;
@@ -59,25 +60,27 @@ async fn a_pyzmq_endpoint_and_a_rust_endpoint_share_groups() {
     })
     .await;
     assert_eq!(jobs, ["job-0", "job-1", "job-2"]);
-    // The broadcast may have arrived before the jobs; take it from the queue.
-    let news: Vec<News> = within("the python broadcast", async {
-        loop {
+    // The batch of two broadcasts (OBJS) may have arrived before the jobs;
+    // take it from the queue.
+    let mut news: Vec<News> = Vec::new();
+    within("the python broadcasts", async {
+        while news.len() < 2 {
             let raw = rust
                 .receive_all_raw(Wait::For(Duration::from_secs(10)))
                 .await;
-            if let Some(r) = raw.into_iter().find(|r| r.group == "news") {
-                return vec![rmp_serde::from_slice(&r.payload).unwrap()];
-            }
+            news.extend(
+                raw.into_iter()
+                    .filter(|r| r.group == "news")
+                    .map(|r| rmp_serde::from_slice(&r.payload).unwrap()),
+            );
         }
     })
     .await;
-    assert_eq!(
-        news,
-        [News {
-            k: vec![1, 2],
-            from: "python".into()
-        }]
-    );
+    let from_python = |k: Vec<u32>| News {
+        k,
+        from: "python".into(),
+    };
+    assert_eq!(news, [from_python(vec![1, 2]), from_python(vec![3])]);
 
     // Rust → Python: two items, which python asked for with NTF.
     rust.produce("fromrust", &"r1").await.unwrap();
@@ -95,10 +98,17 @@ async fn a_pyzmq_endpoint_and_a_rust_endpoint_share_groups() {
     assert_eq!(items.len(), 2, "{out:?}");
     assert_eq!(items[0]["obj"], "r1");
     assert_eq!(items[1]["obj"], serde_json::json!([7, 8]));
-    assert!(
-        out.iter()
-            .any(|v| v["kind"] == "BCAST" && v["obj"]["from"] == "python"),
-        "python gets its own broadcast back as a member of news: {out:?}"
+    // Python is a member of news and said `batch`: its own batch comes back
+    // to it as one BCASTS.
+    let own: Vec<_> = out
+        .iter()
+        .filter(|v| v["kind"] == "BCASTS" && v["obj"]["from"] == "python")
+        .map(|v| v["obj"]["k"].clone())
+        .collect();
+    assert_eq!(
+        own,
+        [serde_json::json!([1, 2]), serde_json::json!([3])],
+        "{out:?}"
     );
     rust.stop().await;
     relay.stop().await;
