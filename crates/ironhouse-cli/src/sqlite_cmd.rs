@@ -445,7 +445,16 @@ fn bench(
                 while Instant::now() < deadline {
                     let r = c.execute(query, ()).await?;
                     if r.items.len() != expect_rows || r.error.is_some() {
-                        return Err::<u64, crate::BoxError>("unexpected reply".into());
+                        return Err::<u64, crate::BoxError>(
+                            format!(
+                                "unexpected reply to {query:?}: {} rows (expected {expect_rows}), \
+                                 error {:?} (the bench wants a fresh server: it adds its rows \
+                                 on every run)",
+                                r.items.len(),
+                                r.error
+                            )
+                            .into(),
+                        );
                     }
                     n += 1;
                 }
