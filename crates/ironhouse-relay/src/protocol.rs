@@ -205,6 +205,19 @@ pub fn publish_batch_message(first_seq: u64, dest: Bytes, objects: &Packed) -> M
     ])
 }
 
+/// Checks the packed frame of an OBJS numbered from `first_seq`: whole
+/// objects, and numbers that do not overflow.
+///
+/// # Errors
+/// A description of what is wrong.
+pub fn batch_objects(first_seq: u64, frame: &Bytes) -> Result<Packed, String> {
+    let objects = Packed::parse(frame.clone())?;
+    if first_seq.checked_add(objects.count() as u64).is_none() {
+        return Err("seq overflows".into());
+    }
+    Ok(objects)
+}
+
 /// Decodes a `dest` frame (a MessagePack map of group → int).
 ///
 /// # Errors
@@ -318,15 +331,11 @@ impl ToRelay {
             }
             b"OBJS" => {
                 want(4)?;
-                let objects = Packed::parse(f[3].clone()).map_err(|e| bad(&e))?;
                 let first_seq = read_u64(&f[1]).ok_or_else(|| bad("seq is not 8 bytes"))?;
-                if first_seq.checked_add(objects.count() as u64).is_none() {
-                    return Err(bad("seq overflows"));
-                }
                 Ok(ToRelay::PublishBatch {
                     first_seq,
                     dest: dest_map(&f[2]).map_err(|e| bad(&e))?,
-                    objects,
+                    objects: batch_objects(first_seq, &f[3]).map_err(|e| bad(&e))?,
                 })
             }
             b"NTF" => {

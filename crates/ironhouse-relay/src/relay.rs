@@ -23,7 +23,7 @@ use ironhouse::{Message, Options, Socket, SocketType, TrySendError};
 use tokio::sync::{mpsc, watch};
 
 use crate::core::{ConnId, GroupPolicy, Join, Output, RelayCore, Stats};
-use crate::protocol::{Packed, ToRelay};
+use crate::protocol::ToRelay;
 use crate::tlspyo::{self, TlspyoConfig, TlspyoIn, TlspyoOut};
 use crate::Result;
 
@@ -356,11 +356,8 @@ impl RelayDriver {
                         self.core.publish(conn, seq, d, payload.clone());
                         return;
                     }
-                    match Packed::parse(payload.clone()) {
-                        Ok(objects) if seq.checked_add(objects.count() as u64).is_some() => {
-                            self.core.publish_batch(conn, seq, d, objects);
-                        }
-                        Ok(_) => tracing::debug!(conn, "ignored an OBJS whose seq overflows"),
+                    match crate::protocol::batch_objects(seq, payload) {
+                        Ok(objects) => self.core.publish_batch(conn, seq, d, objects),
                         Err(e) => tracing::debug!(conn, error = %e, "ignored a malformed OBJS"),
                     }
                     return;

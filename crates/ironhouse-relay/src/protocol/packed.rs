@@ -10,6 +10,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
+/// The length prefix at `at`, if four bytes are there.
+fn len_at(bytes: &[u8], at: usize) -> Option<usize> {
+    let head = bytes.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize)
+}
+
 /// A checked batch of objects (at least one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Packed {
@@ -28,10 +34,9 @@ impl Packed {
     pub fn parse(bytes: Bytes) -> Result<Packed, String> {
         let (mut at, mut count, mut last_at) = (0usize, 0usize, 0usize);
         while at < bytes.len() {
-            let Some(head) = bytes.get(at..at + 4) else {
+            let Some(len) = len_at(&bytes, at) else {
                 return Err("a batched object's length is cut short".into());
             };
-            let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
             let start = at + 4;
             if bytes.len() - start < len {
                 return Err(format!(
@@ -72,8 +77,7 @@ impl Packed {
     pub fn iter(&self) -> impl Iterator<Item = Bytes> + '_ {
         let mut at = 0;
         std::iter::from_fn(move || {
-            let head = self.bytes.get(at..at + 4)?;
-            let len = u32::from_be_bytes(head.try_into().expect("4 bytes")) as usize;
+            let len = len_at(&self.bytes, at)?;
             let obj = self.bytes.slice(at + 4..at + 4 + len);
             at += 4 + len;
             Some(obj)
@@ -87,8 +91,7 @@ impl Packed {
         }
         let mut at = 0;
         for _ in 0..n {
-            let len = u32::from_be_bytes(self.bytes[at..at + 4].try_into().expect("4 bytes"));
-            at += 4 + len as usize;
+            at += 4 + len_at(&self.bytes, at).expect("checked by parse");
         }
         Some(Packed {
             bytes: self.bytes.slice(at..),
