@@ -372,19 +372,12 @@ impl RelayCore {
     /// An object to groups: per group n < 0 broadcasts, n > 0 queues n
     /// copies, 0 only creates the group. `seq` 0 means unnumbered (tlspyo).
     pub fn publish(&mut self, conn: ConnId, seq: u64, dest: &[(String, i64)], payload: Bytes) {
-        let Some(c) = self.conns.get(&conn) else {
+        if !self.conns.contains_key(&conn) {
             self.out.push_back((conn, Output::Reset));
             return;
-        };
-        if seq != 0 {
-            if let Some(sess) = c.session.as_ref().and_then(|s| self.sessions.get_mut(s)) {
-                if seq <= sess.last_seq {
-                    self.stats.duplicates += 1;
-                    self.mark_done(conn, seq);
-                    return;
-                }
-                sess.last_seq = seq;
-            }
+        }
+        if seq != 0 && self.taken_before(conn, seq, seq).is_none() {
+            return;
         }
         // Check every group first: a publish is taken whole or refused whole.
         if let Err(reason) = self.check_publish(dest) {
@@ -448,27 +441,17 @@ impl RelayCore {
             }
             return;
         }
-        let Some(c) = self.conns.get(&conn) else {
+        if !self.conns.contains_key(&conn) {
             self.out.push_back((conn, Output::Reset));
             return;
-        };
-        let count = objects.count() as u64;
-        let last_seq = first_seq.saturating_add(count - 1);
-        let mut objects = objects;
-        if let Some(sess) = c.session.as_ref().and_then(|s| self.sessions.get_mut(s)) {
-            if last_seq <= sess.last_seq {
-                self.stats.duplicates += count;
-                self.mark_done(conn, last_seq);
-                return;
-            }
-            if first_seq <= sess.last_seq {
-                // A resend after a reconnect that the relay partly took.
-                let taken = sess.last_seq - first_seq + 1;
-                self.stats.duplicates += taken;
-                objects = objects.skip(taken as usize).expect("some remain");
-            }
-            sess.last_seq = last_seq;
         }
+        let last_seq = first_seq.saturating_add(objects.count() as u64 - 1);
+        let objects = match self.taken_before(conn, first_seq, last_seq) {
+            None => return,
+            Some(0) => objects,
+            // A resend after a reconnect that the relay partly took.
+            Some(taken) => objects.skip(taken as usize).expect("some remain"),
+        };
         let count = objects.count() as u64;
         if let Err(reason) = self.check_publish(dest) {
             self.stats.refused += count;
@@ -514,6 +497,29 @@ impl RelayCore {
             }
         }
         self.mark_done(conn, last_seq);
+    }
+
+    /// Per-session de-duplication of the publishes numbered
+    /// `first..=last` (the connection is known): how many of them, from the
+    /// first, the relay took before; `None` when it took them all (they
+    /// count as duplicates and are confirmed again). The rest are taken now.
+    fn taken_before(&mut self, conn: ConnId, first: u64, last: u64) -> Option<u64> {
+        let sess = self.conns[&conn]
+            .session
+            .as_ref()
+            .and_then(|s| self.sessions.get_mut(s));
+        let Some(sess) = sess else {
+            return Some(0);
+        };
+        if last <= sess.last_seq {
+            self.stats.duplicates += last - first + 1;
+            self.mark_done(conn, last);
+            return None;
+        }
+        let taken = (sess.last_seq + 1).saturating_sub(first);
+        sess.last_seq = last;
+        self.stats.duplicates += taken;
+        Some(taken)
     }
 
     fn check_publish(&self, dest: &[(String, i64)]) -> Result<(), String> {
