@@ -182,17 +182,23 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .unwrap()
 }
 
-async fn broadcast_and_work_queue(tls: bool) {
-    let r = relay(tls, GroupPolicy::default()).await;
-    let port = r.tlspyo_addr().unwrap().port();
+/// A native endpoint of `group` that decodes tlspyo's pickles, joined.
+async fn native_member(r: &Relay, group: &str) -> Endpoint<Pickle> {
     let native = Endpoint::builder(&r.endpoints()[0])
-        .groups(["g1"])
+        .group(group)
         .connect_with(Pickle)
         .await
         .unwrap();
     within("native join", native.wait_joined(LIMIT))
         .await
         .unwrap();
+    native
+}
+
+async fn broadcast_and_work_queue(tls: bool) {
+    let r = relay(tls, GroupPolicy::default()).await;
+    let port = r.tlspyo_addr().unwrap().port();
+    let native = native_member(&r, "g1").await;
     let (a, b) = blocking(move || {
         let a = TlspyoEndpoint::start(port, PASSWORD, tls, &["g1"]);
         let b = TlspyoEndpoint::start(port, PASSWORD, tls, &["g1", "g2"]);
@@ -295,14 +301,7 @@ async fn tlspyo_over_plain_tcp_broadcast_and_work_queue_with_native_members() {
 async fn tlspyo_objects_of_any_type_reach_native_endpoints_through_the_pickle_codec() {
     let r = relay(false, GroupPolicy::default()).await;
     let port = r.tlspyo_addr().unwrap().port();
-    let native = Endpoint::builder(&r.endpoints()[0])
-        .groups(["data"])
-        .connect_with(Pickle)
-        .await
-        .unwrap();
-    within("native join", native.wait_joined(LIMIT))
-        .await
-        .unwrap();
+    let native = native_member(&r, "data").await;
     // A kept broadcast from native: the tlspyo endpoint gets it at join,
     // as a Python object.
     let mut map = HashMap::new();

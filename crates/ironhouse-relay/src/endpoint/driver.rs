@@ -247,7 +247,11 @@ impl Driver {
         let Some(objects) = g.objects.finish() else {
             return;
         };
-        let (first, bytes, dest) = (g.first_seq, std::mem::take(&mut g.bytes), g.dest.clone());
+        let (first, bytes, dest) = (
+            g.first_seq,
+            std::mem::take(&mut g.bytes),
+            std::mem::take(&mut g.dest),
+        );
         let n = objects.count();
         let m = if n == 1 {
             let obj = objects.last();
