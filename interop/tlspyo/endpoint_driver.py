@@ -42,7 +42,6 @@ import ast
 import json
 import os
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -136,18 +135,6 @@ class Driver:
         raise ValueError(f"unknown op {op!r}")
 
 
-def stop_endpoint(ep, timeout=25.0):
-    """tlspyo's stop() can take ~10 s (un-ACKed frames); bound it."""
-    t = threading.Thread(target=ep.stop, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        common.log("Endpoint.stop() did not return in time; killing its child")
-        common.kill_children()
-        return False
-    return True
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
@@ -198,7 +185,7 @@ def main():
         try:
             cmd = json.loads(line)
             if cmd.get("op") == "stop":
-                ok = stop_endpoint(ep)
+                ok = common.bounded_stop(ep, "Endpoint")
                 common.emit({"ok": ok, "op": "stop", "id": cmd.get("id")})
                 os._exit(0 if ok else 1)
             res = driver.handle(cmd)
@@ -214,7 +201,7 @@ def main():
                 }
             )
     # stdin closed
-    ok = stop_endpoint(ep)
+    ok = common.bounded_stop(ep, "Endpoint")
     os._exit(0 if ok else 1)
 
 

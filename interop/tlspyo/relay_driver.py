@@ -18,22 +18,9 @@ import argparse
 import json
 import os
 import sys
-import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import tlspyo_common as common  # noqa: E402
-
-
-def stop_relay(relay, timeout=25.0):
-    """tlspyo's Relay.stop() takes ~10 s after any un-ACKed frame; bound it."""
-    t = threading.Thread(target=relay.stop, daemon=True)
-    t.start()
-    t.join(timeout)
-    if t.is_alive():
-        common.log("Relay.stop() did not return in time; killing its child")
-        common.kill_children()
-        return False
-    return True
 
 
 def main():
@@ -81,7 +68,7 @@ def main():
             cmd = {}
         if cmd.get("op") == "stop":
             break
-    ok = stop_relay(relay)
+    ok = common.bounded_stop(relay, "Relay")
     common.emit({"ok": ok, "op": "stop"})
     os._exit(0 if ok else 1)
 

@@ -20,6 +20,7 @@ import random
 import signal
 import socket
 import sys
+import threading
 
 
 def emit(obj):
@@ -59,6 +60,20 @@ def kill_children():
     for p in multiprocessing.active_children():
         with contextlib.suppress(Exception):
             p.join(timeout=2)
+
+
+def bounded_stop(obj, what, timeout=25.0):
+    """tlspyo's stop() can take ~10 s after any un-ACKed frame; bound it.
+    `what` names the object in the log ("Relay", "Endpoint"). True if it
+    stopped in time; otherwise its child processes are killed."""
+    t = threading.Thread(target=obj.stop, daemon=True)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        log(f"{what}.stop() did not return in time; killing its child")
+        kill_children()
+        return False
+    return True
 
 
 class _Alarm(Exception):
@@ -155,7 +170,6 @@ def port_arg(value, avoid=()):
 
 def start_watchdog(seconds, what):
     """Hard bound on the process lifetime: kill children and exit after `seconds`."""
-    import threading
 
     def bomb():
         log(f"{what}: lifetime of {seconds} s reached, exiting")
