@@ -3,6 +3,8 @@
 //! position, a dict by name (`:a` looks up `"a"`); anything else, or an
 //! element of an unsupported type, is refused with CPython's message.
 
+use std::borrow::Cow;
+
 use rusqlite::Statement;
 
 use crate::exec::sqlite_error;
@@ -12,15 +14,17 @@ fn programming(text: impl std::fmt::Display) -> PyError {
     PyError::sqlite("ProgrammingError", text)
 }
 
-/// The items of a parameter value Python treats as a sequence.
-pub(crate) fn sequence(p: &Value) -> Option<Vec<Value>> {
+/// The items of a parameter value Python treats as a sequence (a list is
+/// borrowed: it is the common case, once per row of an `executemany`).
+pub(crate) fn sequence(p: &Value) -> Option<Cow<'_, [Value]>> {
     match p {
-        Value::Array(a) => Some(a.clone()),
+        Value::Array(a) => Some(Cow::Borrowed(a)),
         Value::Str(s) => Some(s.chars().map(|c| Value::Str(c.to_string())).collect()),
         Value::Bin(b) => Some(b.iter().map(|&x| Value::Int(i64::from(x))).collect()),
-        Value::Ext(code, data) => {
-            Some(vec![Value::Int(i64::from(*code)), Value::Bin(data.clone())])
-        }
+        Value::Ext(code, data) => Some(Cow::Owned(vec![
+            Value::Int(i64::from(*code)),
+            Value::Bin(data.clone()),
+        ])),
         _ => None,
     }
 }

@@ -21,6 +21,7 @@
 //! readers (see [`crate::server`]), as sqlite_rx shares one cursor between
 //! all clients.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -583,18 +584,17 @@ impl Engine {
 
     fn executemany(&mut self, q: &Value, params: &Value) -> Result<(), Fail> {
         let q = Self::query_str(q, "executemany", " 1")?;
-        let items: Vec<Value> = match params {
-            Value::Array(a) => a.clone(),
+        let items: Cow<'_, [Value]> = match params {
             Value::Map(m) => m.iter().map(|(k, _)| k.clone()).collect(),
-            Value::Str(s) => s.chars().map(|c| Value::Str(c.to_string())).collect(),
-            Value::Bin(b) => b.iter().map(|&x| Value::Int(i64::from(x))).collect(),
-            Value::Ext(code, data) => vec![Value::Int(i64::from(*code)), Value::Bin(data.clone())],
-            other => {
-                return Err(Fail::Execute(PyError::builtin(
-                    "TypeError",
-                    format!("'{}' object is not iterable", other.type_name()),
-                )))
-            }
+            other => match sequence(other) {
+                Some(items) => items,
+                None => {
+                    return Err(Fail::Execute(PyError::builtin(
+                        "TypeError",
+                        format!("'{}' object is not iterable", other.type_name()),
+                    )))
+                }
+            },
         };
         let conn = &self.conn;
         let stmt = Self::prepare(conn, &self.shared, q)?;
@@ -615,23 +615,36 @@ impl Engine {
             && conn.is_autocommit()
             && conn.execute_batch("BEGIN").is_ok();
         let shared = &self.shared;
+        // The shared "last SQLite error" is read only when a bind fails and
+        // is cleared by every row that runs: read it once and clear it once,
+        // not twice per row under its lock.
+        let stale_before = shared.stale_error();
+        let mut ran = false;
+        let mut step_failed = false;
         let result = (|| {
-            for p in &items {
-                bind(&mut stmt, Some(p), shared.stale_error()).map_err(Fail::Execute)?;
+            for p in items.iter() {
+                let stale = if ran { None } else { stale_before.clone() };
+                bind(&mut stmt, Some(p), stale).map_err(Fail::Execute)?;
                 let mut rows = stmt.raw_query();
                 match rows.next() {
                     Ok(None) => {
                         if dml {
                             rowcount += conn.changes() as i64;
                         }
-                        shared.sqlite_ok();
+                        ran = true;
                     }
-                    Ok(Some(_)) => shared.sqlite_ok(),
-                    Err(e) => return Err(Fail::Execute(shared.sqlite_failed(&e))),
+                    Ok(Some(_)) => ran = true,
+                    Err(e) => {
+                        step_failed = true;
+                        return Err(Fail::Execute(shared.sqlite_failed(&e)));
+                    }
                 }
             }
             Ok(())
         })();
+        if ran && !step_failed {
+            shared.sqlite_ok();
+        }
         drop(stmt);
         if wrap && !conn.is_autocommit() {
             if let Err(e) = conn.execute_batch("COMMIT") {
