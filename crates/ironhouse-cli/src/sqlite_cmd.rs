@@ -248,9 +248,13 @@ enum ClientCommand {
         /// How long to run.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
-        /// Concurrent clients (one socket each).
+        /// Concurrent clients (one connection each).
         #[arg(long, default_value_t = 1)]
         clients: usize,
+        /// Requests each client keeps in flight (tasks sharing the client;
+        /// 1: wait for each reply, as sqlite_rx's client does).
+        #[arg(long, default_value_t = 1)]
+        in_flight: usize,
     },
 }
 
@@ -307,13 +311,21 @@ pub fn run_client(args: ClientArgs) -> Result<ExitCode, crate::BoxError> {
             kind,
             seconds: secs,
             clients,
-        } => return bench(config, kind, seconds(secs, "--seconds")?, clients.max(1)),
+            in_flight,
+        } => {
+            let load = Load {
+                duration: seconds(secs, "--seconds")?,
+                clients: clients.max(1),
+                in_flight: in_flight.max(1),
+            };
+            return bench(config, kind, load);
+        }
     };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let reply = rt.block_on(async move {
-        let mut client = Client::new(config);
+        let client = Client::new(config);
         let r = client.execute(&query, ()).await;
         client.close().await;
         r
@@ -352,19 +364,28 @@ pub fn run_client(args: ClientArgs) -> Result<ExitCode, crate::BoxError> {
     })
 }
 
-/// The Rust side of bench/sqlite_bench.py.
-fn bench(
-    config: ClientConfig,
-    kind: BenchKind,
+/// How hard `sqlite-client bench` pushes.
+struct Load {
     duration: Duration,
+    /// Connections.
     clients: usize,
-) -> Result<ExitCode, crate::BoxError> {
+    /// Tasks sharing each connection.
+    in_flight: usize,
+}
+
+/// The Rust side of bench/sqlite_bench.py.
+fn bench(config: ClientConfig, kind: BenchKind, load: Load) -> Result<ExitCode, crate::BoxError> {
+    let Load {
+        duration,
+        clients,
+        in_flight,
+    } = load;
     use std::time::Instant;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let line = rt.block_on(async move {
-        let mut setup = Client::new(config.clone());
+        let setup = Client::new(config.clone());
         match kind {
             BenchKind::Rows1000 => {
                 setup
@@ -438,8 +459,12 @@ fn bench(
         let deadline = Instant::now() + duration;
         let start = Instant::now();
         let mut tasks = Vec::new();
-        for _ in 0..clients {
-            let mut c = Client::new(config.clone());
+        let connections: Vec<Client> = (0..clients).map(|_| Client::new(config.clone())).collect();
+        for c in connections
+            .iter()
+            .flat_map(|c| std::iter::repeat_n(c, in_flight))
+        {
+            let c = c.clone();
             tasks.push(tokio::spawn(async move {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
@@ -458,7 +483,6 @@ fn bench(
                     }
                     n += 1;
                 }
-                c.close().await;
                 Ok(n)
             }));
         }
@@ -467,8 +491,12 @@ fn bench(
             total += t.await??;
         }
         let secs = start.elapsed().as_secs_f64();
+        for c in connections {
+            c.close().await;
+        }
         Ok(serde_json::json!({
             "impl": "ironhouse", "kind": format!("{kind:?}").to_lowercase(), "clients": clients,
+            "in_flight": in_flight,
             "queries": total, "seconds": secs, "qps": total as f64 / secs,
         }))
     })?;

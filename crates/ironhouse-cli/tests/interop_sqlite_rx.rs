@@ -235,3 +235,66 @@ fn replies_match_sqlite_rx_file_database_with_readers() {
     compare_with_sqlite_rx(move |who| d.join(format!("{who}.db")).display().to_string());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Our Rust client against sqlite_rx's own Python server (a REP socket):
+/// one query, then pipelined load. libzmq's REP returns the request-id
+/// frame of the pipelined client with each reply, so the envelope that
+/// lets our client keep requests in flight is what sqlite_rx already
+/// accepts.
+#[test]
+fn rust_client_talks_to_sqlite_rx_server_lockstep_and_pipelined() {
+    let python = python();
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let anchor = Server(
+        Command::new(&python)
+            .arg(repo_root().join("interop/sqlite_rx/py_server.py"))
+            .arg(&endpoint)
+            .arg(":memory:")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sqlite_rx server"),
+    );
+    let out = run_bounded(
+        Command::new(ironhouse()).args([
+            "sqlite-client",
+            "-a",
+            &endpoint,
+            "exec",
+            "SELECT 6 * 7, 'x', NULL",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(reply["items"], serde_json::json!([[42, "x", null]]));
+    assert_eq!(reply["error"], serde_json::Value::Null);
+
+    // 8 in flight at once; the bench checks every reply's rows.
+    let out = run_bounded(
+        Command::new(ironhouse()).args([
+            "sqlite-client",
+            "-a",
+            &endpoint,
+            "bench",
+            "select1",
+            "--seconds",
+            "1",
+            "--in-flight",
+            "8",
+        ]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(line["in_flight"], 8);
+    assert!(line["queries"].as_u64().unwrap() > 0, "{line}");
+    drop(anchor);
+}

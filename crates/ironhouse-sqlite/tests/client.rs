@@ -23,7 +23,7 @@ struct Stock {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn execute_many_script_and_typed_rows() {
     let server = Running::start(ServerConfig::new(":memory:")).await;
-    let mut db = server.client();
+    let db = server.client();
     let r = db
         .execute(
             "CREATE TABLE stocks (id INTEGER PRIMARY KEY, symbol TEXT, price REAL, note TEXT)",
@@ -110,7 +110,7 @@ async fn lazy_pirate_resends_reads_not_writes_and_stays_usable() {
     let cfg = ClientConfig::new(&endpoint)
         .request_timeout(Duration::from_millis(150))
         .retries(3);
-    let mut db = Client::new(cfg);
+    let db = Client::new(cfg);
 
     // Nobody listens: a read is tried three times, a write once.
     match db.execute("SELECT 1", ()).await {
@@ -139,7 +139,7 @@ async fn lazy_pirate_resends_reads_not_writes_and_stays_usable() {
 
     // The same client works once a server is there (sqlite_rx's does not).
     let server = Running::start_at(&endpoint, ServerConfig::new(":memory:")).await;
-    let mut db = Client::new(db.config().clone().request_timeout(Duration::from_secs(10)));
+    let db = Client::new(db.config().clone().request_timeout(Duration::from_secs(10)));
     let r = db.execute("SELECT 7", ()).await.unwrap();
     assert_eq!(r.items, vec![vec![SqlValue::Integer(7)]]);
     server.stop().await;
@@ -148,7 +148,7 @@ async fn lazy_pirate_resends_reads_not_writes_and_stays_usable() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_client_recovers_after_a_timeout() {
     let endpoint = free_endpoint();
-    let mut db = Client::new(
+    let db = Client::new(
         ClientConfig::new(&endpoint)
             .request_timeout(Duration::from_millis(200))
             .retries(2),
@@ -196,7 +196,7 @@ async fn curve_and_an_allow_list_reread_when_it_changes() {
     let client_keys = CurveKeyPair::generate();
 
     // Not in the folder yet: refused (a timeout, as with sqlite_rx).
-    let mut db = curve_client(&server.endpoint, client_keys.clone(), &server_keys);
+    let db = curve_client(&server.endpoint, client_keys.clone(), &server_keys);
     assert!(matches!(
         db.execute("SELECT 1", ()).await,
         Err(ClientError::Timeout { .. })
@@ -207,7 +207,7 @@ async fn curve_and_an_allow_list_reread_when_it_changes() {
         .unwrap();
     let mut ok = false;
     for _ in 0..20 {
-        let mut db = curve_client(&server.endpoint, client_keys.clone(), &server_keys);
+        let db = curve_client(&server.endpoint, client_keys.clone(), &server_keys);
         if let Ok(r) = db.execute("SELECT 3", ()).await {
             assert_eq!(r.items, vec![vec![SqlValue::Integer(3)]]);
             ok = true;
@@ -217,7 +217,7 @@ async fn curve_and_an_allow_list_reread_when_it_changes() {
     assert!(ok, "admitted once its key is in authorized_clients");
 
     // A client with the wrong idea of the server's key never gets through.
-    let mut wrong = curve_client(
+    let wrong = curve_client(
         &server.endpoint,
         client_keys.clone(),
         &CurveKeyPair::generate(),

@@ -72,7 +72,7 @@ async fn malformed_requests_get_error_replies_and_the_server_goes_on() {
         assert_eq!(v.subscript("items").unwrap(), &wire::Value::Array(vec![]));
     }
     // A multipart request: the body is the last frame, as sqlite_rx reads it.
-    let mut c = server.client();
+    let c = server.client();
     let ok = c.execute("SELECT 41 + 1", ()).await.unwrap();
     assert_eq!(ok.items, vec![vec![SqlValue::Integer(42)]]);
     req.send(Message::from(vec![
@@ -89,7 +89,7 @@ async fn malformed_requests_get_error_replies_and_the_server_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_authorizer_denies_delete_and_drop_and_ignores_pragma() {
     let server = Running::start(ServerConfig::new(":memory:")).await;
-    let mut c = server.client();
+    let c = server.client();
     c.execute("CREATE TABLE t (a)", ())
         .await
         .unwrap()
@@ -112,7 +112,7 @@ async fn default_authorizer_denies_delete_and_drop_and_ignores_pragma() {
     // A custom config replaces the default: DELETE allowed, functions denied.
     let cfg = AuthConfig::from_json(r#"{"DENY": ["SQLITE_FUNCTION"]}"#).unwrap();
     let server = Running::start(ServerConfig::new(":memory:").auth(cfg)).await;
-    let mut c = server.client();
+    let c = server.client();
     c.execute("CREATE TABLE t (a)", ())
         .await
         .unwrap()
@@ -145,7 +145,7 @@ async fn file_database_is_wal_and_backups_follow_changes() {
         ServerConfig::new(db.display().to_string()).backup(&backup, Duration::from_millis(200)),
     )
     .await;
-    let mut c = server.client();
+    let c = server.client();
     c.execute("CREATE TABLE t (a)", ())
         .await
         .unwrap()
@@ -193,7 +193,7 @@ async fn memory_database_backups_hold_the_data() {
     let server =
         Running::start(ServerConfig::new(":memory:").backup(&backup, Duration::from_secs(600)))
             .await;
-    let mut c = server.client();
+    let c = server.client();
     c.execute("CREATE TABLE t (a)", ())
         .await
         .unwrap()
@@ -219,7 +219,7 @@ async fn time_and_size_limits_give_clear_errors() {
         ..Limits::default()
     };
     let server = Running::start(ServerConfig::new(":memory:").limits(limits)).await;
-    let mut c = server.client();
+    let c = server.client();
     let slow =
         "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n) SELECT count(*) FROM n";
     let r = c.execute(slow, ()).await.unwrap();
@@ -255,7 +255,7 @@ async fn a_slow_read_does_not_stall_other_clients() {
             .limits(limits),
     )
     .await;
-    let mut setup = server.client();
+    let setup = server.client();
     setup
         .execute("CREATE TABLE t (a)", ())
         .await
@@ -263,14 +263,14 @@ async fn a_slow_read_does_not_stall_other_clients() {
         .check()
         .unwrap();
 
-    let mut slow_client =
+    let slow_client =
         Client::new(support::quick(&server.endpoint).request_timeout(Duration::from_secs(60)));
     let slow = tokio::spawn(async move { slow_client.execute(ENDLESS_READ, ()).await });
     // Give the slow query time to start on a reader.
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Served while the slow read runs (behind it they would wait 8 s and
     // time out after 3).
-    let mut fast =
+    let fast =
         Client::new(support::quick(&server.endpoint).request_timeout(Duration::from_secs(3)));
     let r = fast.execute("INSERT INTO t VALUES (1)", ()).await.unwrap();
     assert_eq!(r.rowcount, Some(1));
@@ -294,8 +294,8 @@ async fn a_clients_begin_is_shared_as_in_sqlite_rx() {
     let dir = temp_dir("txn");
     let db = dir.join("main.db");
     let server = Running::start(ServerConfig::new(db.display().to_string())).await;
-    let mut a = server.client();
-    let mut b = server.client();
+    let a = server.client();
+    let b = server.client();
     a.execute("CREATE TABLE t (a)", ())
         .await
         .unwrap()
