@@ -92,7 +92,7 @@ async fn requests_from_many_tasks_are_in_flight_together_and_matched_by_id() {
     }
     let peer = &seen[0].envelope[0];
     assert!(
-        seen.iter().all(|s| &s.envelope[0] == peer),
+        seen.iter().all(|s| s.envelope[0] == *peer),
         "one connection"
     );
     // Answered in reverse order, each with its own parameter.
@@ -252,4 +252,35 @@ async fn on_one_connection_a_slow_read_does_not_hold_up_the_others() {
     assert!(r.error.unwrap().message.contains("time limit"));
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_is_seen_at_once_when_the_connection_is_full() {
+    let (mut router, endpoint) = scripted_server().await;
+    let db = Client::new(quick(&endpoint).max_in_flight(1));
+    let mut requests = Box::pin(async {
+        tokio::join!(
+            db.execute("SELECT 0", ()),
+            db.execute("SELECT 1", ()),
+            db.execute("SELECT 2", ()),
+        )
+    });
+    // One poll hands all three to the connection (the hand-over is not
+    // awaited), before `close` can run.
+    tokio::select! {
+        biased;
+        _ = &mut requests => panic!("answered by nobody"),
+        () = std::future::ready(()) => {}
+    }
+    let closer = db.clone();
+    let (results, ()) = tokio::join!(requests, async {
+        // One in flight (never answered), two waiting their turn.
+        let _first = next_request(&mut router).await;
+        tokio::time::timeout(Duration::from_secs(5), closer.close())
+            .await
+            .expect("close does not wait for a free place in flight");
+    });
+    for r in [results.0, results.1, results.2] {
+        assert!(matches!(r, Err(ClientError::Closed)), "{r:?}");
+    }
 }

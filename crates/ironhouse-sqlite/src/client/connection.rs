@@ -77,8 +77,15 @@ struct Connection {
     next_id: u32,
 }
 
+/// A request waiting for a free place in flight.
+struct Queued {
+    body: Bytes,
+    resend: bool,
+    reply: oneshot::Sender<Result<Bytes, ClientError>>,
+}
+
 /// Runs a connection until it is closed, or until every [`Client`] handle
-/// is gone and nothing is in flight.
+/// is gone (no caller can be waiting then: each one holds a handle).
 ///
 /// [`Client`]: super::Client
 pub(super) async fn run(config: Arc<ClientConfig>, mut commands: mpsc::UnboundedReceiver<Command>) {
@@ -90,10 +97,15 @@ pub(super) async fn run(config: Arc<ClientConfig>, mut commands: mpsc::Unbounded
         next_id: 0,
     };
     let max_in_flight = conn.config.max_in_flight;
-    let mut handles_gone = false;
+    // Requests past `max_in_flight` wait here, not in the channel, so that
+    // a close is seen at once however full the connection is.
+    let mut queued: VecDeque<Queued> = VecDeque::new();
     loop {
-        if handles_gone && conn.pending.is_empty() {
-            break;
+        while conn.pending.len() < max_in_flight {
+            let Some(q) = queued.pop_front() else { break };
+            if !q.reply.is_closed() {
+                conn.send_new(q.body, q.resend, q.reply).await;
+            }
         }
         let next_deadline = conn.next_deadline();
         tokio::select! {
@@ -107,19 +119,22 @@ pub(super) async fn run(config: Arc<ClientConfig>, mut commands: mpsc::Unbounded
                     conn.replace_socket(None).await;
                 }
             },
-            cmd = commands.recv(), if !handles_gone && conn.pending.len() < max_in_flight => match cmd {
+            cmd = commands.recv() => match cmd {
                 Some(Command::Request { body, resend, reply }) => {
-                    conn.send_new(body, resend, reply).await;
+                    queued.push_back(Queued { body, resend, reply });
                 }
                 Some(Command::Close(done)) => {
                     conn.fail_all(|| ClientError::Closed);
+                    for q in queued.drain(..) {
+                        let _ = q.reply.send(Err(ClientError::Closed));
+                    }
                     if let Some(s) = conn.socket.take() {
                         s.close().await;
                     }
                     let _ = done.send(());
                     return;
                 }
-                None => handles_gone = true,
+                None => break,
             },
             () = tokio::time::sleep_until(next_deadline.unwrap_or_else(Instant::now)),
                 if next_deadline.is_some() => conn.on_deadline().await,
