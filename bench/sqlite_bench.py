@@ -10,10 +10,11 @@ Scenarios (each run starts a fresh `:memory:` server, loads it, stops it):
 | sqlite-select1-py4 | 4 client processes, `SELECT 1` | same |
 | sqlite-rows1000-py | 1 process, a 1,000-row x 3-column SELECT | same |
 | sqlite-many10k-py | `executemany` of 10,000 rows (seconds per batch) | same |
-| sqlite-select1-rust1 | Rust client -> ironhouse server | Python client -> sqlite_rx server |
-| sqlite-select1-rust4 | 4 Rust clients (one process) | 4 Python processes -> sqlite_rx |
-| sqlite-rows1000-rust | Rust client -> ironhouse server | Python -> sqlite_rx |
-| sqlite-many10k-rust | Rust client -> ironhouse server | Python -> sqlite_rx |
+| sqlite-select1-rust1 | Rust client, 16 requests in flight -> ironhouse server | Python client -> sqlite_rx server |
+| sqlite-select1-rust4 | 4 Rust clients x 16 in flight (one process) | 4 Python processes -> sqlite_rx |
+| sqlite-rows1000-rust | Rust client, 4 in flight -> ironhouse server | Python -> sqlite_rx |
+| sqlite-many10k-rust | Rust client, one batch at a time -> ironhouse server | Python -> sqlite_rx |
+| sqlite-select1-rust1-lockstep, sqlite-rows1000-rust-lockstep | Rust client waiting for each reply | Python -> sqlite_rx |
 | sqlite-select1-{py1,rust1}-pin1 | as above, server and load both on CPU 0 | same, pinned |
 
 The Python side runs in the venv (`--python`, default .venv/bin/python, which
@@ -41,20 +42,26 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 PY_SERVER = ROOT / "interop" / "sqlite_rx" / "py_server.py"
 
-# name -> (kind, clients, client side of ours: "py" or "rust", metric)
+# name -> (kind, clients, client side of ours: "py" or "rust", requests in
+# flight per Rust client). The Rust client pipelines: `in_flight` tasks share
+# one client (one connection), as an application with concurrent requests
+# would use it; sqlite_rx's Python client can only wait for each reply, so
+# the `-lockstep` scenarios show ours used the same way.
 SCENARIOS = {
-    "sqlite-select1-py1": ("select1", 1, "py"),
-    "sqlite-select1-py4": ("select1", 4, "py"),
-    "sqlite-rows1000-py": ("rows1000", 1, "py"),
-    "sqlite-many10k-py": ("many10k", 1, "py"),
-    "sqlite-select1-rust1": ("select1", 1, "rust"),
-    "sqlite-select1-rust4": ("select1", 4, "rust"),
-    "sqlite-rows1000-rust": ("rows1000", 1, "rust"),
-    "sqlite-many10k-rust": ("many10k", 1, "rust"),
+    "sqlite-select1-py1": ("select1", 1, "py", 1),
+    "sqlite-select1-py4": ("select1", 4, "py", 1),
+    "sqlite-rows1000-py": ("rows1000", 1, "py", 1),
+    "sqlite-many10k-py": ("many10k", 1, "py", 1),
+    "sqlite-select1-rust1": ("select1", 1, "rust", 16),
+    "sqlite-select1-rust4": ("select1", 4, "rust", 16),
+    "sqlite-rows1000-rust": ("rows1000", 1, "rust", 4),
+    "sqlite-many10k-rust": ("many10k", 1, "rust", 1),
+    "sqlite-select1-rust1-lockstep": ("select1", 1, "rust", 1),
+    "sqlite-rows1000-rust-lockstep": ("rows1000", 1, "rust", 1),
     # Server and load both on CPU 0 (`taskset -c 0`): no cross-vCPU wake-ups,
     # the software's own cost per round trip.
-    "sqlite-select1-py1-pin1": ("select1", 1, "py"),
-    "sqlite-select1-rust1-pin1": ("select1", 1, "rust"),
+    "sqlite-select1-py1-pin1": ("select1", 1, "py", 1),
+    "sqlite-select1-rust1-pin1": ("select1", 1, "rust", 1),
 }
 WHAT = {
     "select1": "`SELECT 1` round trips",
@@ -162,7 +169,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 def one_run(name: str, role: str, ironhouse: str, python: str, seconds: float) -> dict:
     """role: 'ours' or 'anchor'. Returns the load's JSON."""
-    kind, clients, side = SCENARIOS[name]
+    kind, clients, side, in_flight = SCENARIOS[name]
     pin = ["taskset", "-c", "0"] if name.endswith("-pin1") else []
     port = free_port()
     ep = f"tcp://127.0.0.1:{port}"
@@ -177,7 +184,7 @@ def one_run(name: str, role: str, ironhouse: str, python: str, seconds: float) -
         if role == "ours" and side == "rust":
             load = [ironhouse, "sqlite-client", "-a", ep, "--request-timeout", "60",
                     "--retries", "1", "bench", kind, "--seconds", str(seconds),
-                    "--clients", str(clients)]
+                    "--clients", str(clients), "--in-flight", str(in_flight)]
         else:
             load = [python, str(Path(__file__).resolve()), "--worker", kind, ep, str(seconds),
                     str(clients)]
@@ -229,7 +236,7 @@ def run_group(names: list[str], runs: int, quick: bool, ironhouse: str, python: 
     ]
     with open(out_dir / "results.jsonl", "a") as rf:
         for name in names:
-            kind, clients, side = SCENARIOS[name]
+            kind, clients, side, in_flight = SCENARIOS[name]
             metric, unit, better = metric_of(kind)
             o, a = vals.get((name, "ours"), []), vals.get((name, "anchor"), [])
             mo = statistics.median(o) if o else None
@@ -247,6 +254,8 @@ def run_group(names: list[str], runs: int, quick: bool, ironhouse: str, python: 
 
             who = "Rust client" if side == "rust" else "Python client"
             what = f"{WHAT[kind]}, {clients} client(s), {who}"
+            if side == "rust" and in_flight > 1:
+                what += f", {in_flight} in flight per client"
             if name.endswith("-pin1"):
                 what += ", all on CPU 0"
             lines.append(f"| {name} | {what} | {unit} | {cell(o)} | {cell(a)} | "
