@@ -4,6 +4,10 @@
 //! Requests are retried the Lazy Pirate way: send, wait up to the request
 //! timeout, and if no reply comes, drop the socket and resend on a fresh one
 //! (a new connection and CURVE handshake), up to `retries` attempts in all.
+//! With several requests in flight, one request's timeout replaces the
+//! connection under all of them: the others are resent on the new one
+//! (reads) or fail with [`ClientError::Interrupted`] (requests that may
+//! write, unless [`ClientConfig::resend_writes`]).
 //! Unlike sqlite_rx's client:
 //!
 //! - requests from several tasks are **pipelined** on one connection
@@ -574,6 +578,10 @@ impl Client {
     /// flight fail with [`ClientError::Closed`] and the socket is closed
     /// (linger as configured; 0 by default). A later request on a clone
     /// opens a new connection.
+    ///
+    /// It returns at once, except while no server is connected and a
+    /// request is waiting to be sent: that send gives up first, within
+    /// [`ClientConfig::request_timeout`].
     ///
     /// # Cancel safety
     /// Cancel safe: the connection closes anyway.
