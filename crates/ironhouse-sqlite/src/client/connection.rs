@@ -42,27 +42,28 @@ use super::{ClientConfig, ClientError};
 
 /// What a [`Client`](super::Client) asks of its connection task.
 pub(super) enum Command {
-    /// Send a request; the reply body (still compressed) or an error comes
-    /// back on `reply`.
-    Request {
-        body: Bytes,
-        /// May be resent after a timeout.
-        resend: bool,
-        reply: oneshot::Sender<Result<Bytes, ClientError>>,
-    },
-    /// Close the socket; requests in flight fail with
+    /// Send a request.
+    Request(Request),
+    /// Close the socket; requests in flight or waiting fail with
     /// [`ClientError::Closed`]. Acknowledged once the socket is closed.
     Close(oneshot::Sender<()>),
 }
 
+/// A request body and where its outcome goes: the reply body (still
+/// compressed) or an error.
+pub(super) struct Request {
+    pub(super) body: Bytes,
+    /// May be resent after a timeout (a plain read, or `resend_writes`).
+    pub(super) resend: bool,
+    pub(super) reply: oneshot::Sender<Result<Bytes, ClientError>>,
+}
+
 /// A request sent and not yet answered.
 struct Pending {
-    body: Bytes,
-    resend: bool,
+    request: Request,
     /// Timeouts so far (each one made an attempt fail).
     timeouts: u32,
     deadline: Instant,
-    reply: oneshot::Sender<Result<Bytes, ClientError>>,
 }
 
 /// The connection task's state.
@@ -75,13 +76,9 @@ struct Connection {
     /// was answered (or resent, with a later deadline) are skipped lazily.
     deadlines: VecDeque<(Instant, u32)>,
     next_id: u32,
-}
-
-/// A request waiting for a free place in flight.
-struct Queued {
-    body: Bytes,
-    resend: bool,
-    reply: oneshot::Sender<Result<Bytes, ClientError>>,
+    /// Requests past `max_in_flight` wait here, not in the channel, so
+    /// that a close is seen at once however full the connection is.
+    queued: VecDeque<Request>,
 }
 
 /// Runs a connection until it is closed, or until every [`Client`] handle
@@ -95,18 +92,10 @@ pub(super) async fn run(config: Arc<ClientConfig>, mut commands: mpsc::Unbounded
         pending: HashMap::new(),
         deadlines: VecDeque::new(),
         next_id: 0,
+        queued: VecDeque::new(),
     };
-    let max_in_flight = conn.config.max_in_flight;
-    // Requests past `max_in_flight` wait here, not in the channel, so that
-    // a close is seen at once however full the connection is.
-    let mut queued: VecDeque<Queued> = VecDeque::new();
     loop {
-        while conn.pending.len() < max_in_flight {
-            let Some(q) = queued.pop_front() else { break };
-            if !q.reply.is_closed() {
-                conn.send_new(q.body, q.resend, q.reply).await;
-            }
-        }
+        conn.send_queued().await;
         let next_deadline = conn.next_deadline();
         tokio::select! {
             biased;
@@ -120,17 +109,9 @@ pub(super) async fn run(config: Arc<ClientConfig>, mut commands: mpsc::Unbounded
                 }
             },
             cmd = commands.recv() => match cmd {
-                Some(Command::Request { body, resend, reply }) => {
-                    queued.push_back(Queued { body, resend, reply });
-                }
+                Some(Command::Request(request)) => conn.queued.push_back(request),
                 Some(Command::Close(done)) => {
-                    conn.fail_all(|| ClientError::Closed);
-                    for q in queued.drain(..) {
-                        let _ = q.reply.send(Err(ClientError::Closed));
-                    }
-                    if let Some(s) = conn.socket.take() {
-                        s.close().await;
-                    }
+                    conn.close().await;
                     let _ = done.send(());
                     return;
                 }
@@ -182,7 +163,7 @@ impl Connection {
         if let Some(p) = self.pending.remove(&id) {
             let body = frames.last().cloned().unwrap_or_default();
             // The caller may have given up (cancelled); nothing to do then.
-            let _ = p.reply.send(Ok(body));
+            let _ = p.request.reply.send(Ok(body));
         }
     }
 
@@ -196,30 +177,33 @@ impl Connection {
         Ok(self.socket.as_mut().expect("socket present"))
     }
 
-    async fn send_new(
-        &mut self,
-        body: Bytes,
-        resend: bool,
-        reply: oneshot::Sender<Result<Bytes, ClientError>>,
-    ) {
-        let id = self.next_id;
-        self.next_id = self.next_id.wrapping_add(1);
-        let deadline = Instant::now() + self.config.request_timeout;
-        if let Err(e) = self.transmit(id, &body, deadline).await {
-            let _ = reply.send(Err(e));
-            return;
+    /// Sends waiting requests while there is room in flight (a request
+    /// whose caller gave up is dropped unsent).
+    async fn send_queued(&mut self) {
+        while self.pending.len() < self.config.max_in_flight {
+            let Some(request) = self.queued.pop_front() else {
+                break;
+            };
+            if request.reply.is_closed() {
+                continue;
+            }
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            let deadline = Instant::now() + self.config.request_timeout;
+            if let Err(e) = self.transmit(id, &request.body, deadline).await {
+                let _ = request.reply.send(Err(e));
+                continue;
+            }
+            self.pending.insert(
+                id,
+                Pending {
+                    request,
+                    timeouts: 0,
+                    deadline,
+                },
+            );
+            self.deadlines.push_back((deadline, id));
         }
-        self.pending.insert(
-            id,
-            Pending {
-                body,
-                resend,
-                timeouts: 0,
-                deadline,
-                reply,
-            },
-        );
-        self.deadlines.push_back((deadline, id));
     }
 
     /// Puts a request on the socket. A send that cannot complete before the
@@ -253,7 +237,7 @@ impl Connection {
             self.deadlines.pop_front();
             match self.pending.get_mut(&id) {
                 Some(p) if p.deadline == deadline => {
-                    if p.reply.is_closed() {
+                    if p.request.reply.is_closed() {
                         // Cancelled by its caller: forget it, the connection
                         // is not suspect for that.
                         self.pending.remove(&id);
@@ -282,7 +266,6 @@ impl Connection {
             s.close().await;
         }
         let retries = self.config.retries;
-        let may_resend = self.config.resend_writes;
         // One deadline for the whole resend: if no server is there, the
         // first send waits for it and the rest give up at the same moment.
         let deadline = Instant::now() + self.config.request_timeout;
@@ -294,10 +277,10 @@ impl Connection {
                 continue;
             };
             let own_timeout = timed_out.is_some_and(|t| t.contains(&id));
-            let resend = p.resend || may_resend;
+            let resend = p.request.resend;
             if own_timeout && (!resend || p.timeouts >= retries) {
                 let p = self.pending.remove(&id).expect("present");
-                let _ = p.reply.send(Err(ClientError::Timeout {
+                let _ = p.request.reply.send(Err(ClientError::Timeout {
                     endpoint: self.config.endpoint.clone(),
                     attempts: p.timeouts,
                     timeout: self.config.request_timeout,
@@ -305,14 +288,14 @@ impl Connection {
                 }));
             } else if !resend {
                 let p = self.pending.remove(&id).expect("present");
-                let _ = p.reply.send(Err(ClientError::Interrupted {
+                let _ = p.request.reply.send(Err(ClientError::Interrupted {
                     endpoint: self.config.endpoint.clone(),
                 }));
             } else {
-                let body = p.body.clone();
+                let body = p.request.body.clone();
                 if let Err(e) = self.transmit(id, &body, deadline).await {
                     if let Some(p) = self.pending.remove(&id) {
-                        let _ = p.reply.send(Err(e));
+                        let _ = p.request.reply.send(Err(e));
                     }
                     continue;
                 }
@@ -324,10 +307,17 @@ impl Connection {
         }
     }
 
-    fn fail_all(&mut self, error: impl Fn() -> ClientError) {
-        for (_, p) in self.pending.drain() {
-            let _ = p.reply.send(Err(error()));
+    /// Fails every request in flight or waiting with
+    /// [`ClientError::Closed`] and closes the socket.
+    async fn close(&mut self) {
+        let waiting = self.queued.drain(..);
+        let in_flight = self.pending.drain().map(|(_, p)| p.request);
+        for request in in_flight.chain(waiting) {
+            let _ = request.reply.send(Err(ClientError::Closed));
         }
         self.deadlines.clear();
+        if let Some(s) = self.socket.take() {
+            s.close().await;
+        }
     }
 }

@@ -45,7 +45,7 @@ use bytes::Bytes;
 use ironhouse::Options;
 use tokio::sync::{mpsc, oneshot};
 
-use connection::Command;
+use connection::{Command, Request};
 
 use crate::sql;
 use crate::wire;
@@ -554,13 +554,13 @@ impl Client {
         many: bool,
         script: bool,
     ) -> Result<Reply, ClientError> {
-        let resend = !many && !script && is_plain_read(query);
+        let read_only = !many && !script && is_plain_read(query);
         let (reply, answer) = oneshot::channel();
-        let mut cmd = Command::Request {
+        let mut cmd = Command::Request(Request {
             body,
-            resend,
+            resend: read_only || self.config.resend_writes,
             reply,
-        };
+        });
         // A task that ended (a close raced us) gets one replacement.
         for _ in 0..2 {
             match self.commands().send(cmd) {
