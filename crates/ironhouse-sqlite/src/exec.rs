@@ -617,13 +617,17 @@ impl Engine {
         let shared = &self.shared;
         // The shared "last SQLite error" is read only when a bind fails and
         // is cleared by every row that runs: read it once and clear it once,
-        // not twice per row under its lock.
+        // not twice per row under its lock. `clear_due`: a row ran since the
+        // state was last set, so it is to be cleared.
         let stale_before = shared.stale_error();
-        let mut ran = false;
-        let mut step_failed = false;
+        let mut clear_due = false;
         let result = (|| {
             for p in items.iter() {
-                let stale = if ran { None } else { stale_before.clone() };
+                let stale = if clear_due {
+                    None
+                } else {
+                    stale_before.clone()
+                };
                 bind(&mut stmt, Some(p), stale).map_err(Fail::Execute)?;
                 let mut rows = stmt.raw_query();
                 match rows.next() {
@@ -631,18 +635,19 @@ impl Engine {
                         if dml {
                             rowcount += conn.changes() as i64;
                         }
-                        ran = true;
+                        clear_due = true;
                     }
-                    Ok(Some(_)) => ran = true,
+                    Ok(Some(_)) => clear_due = true,
                     Err(e) => {
-                        step_failed = true;
+                        // The failure is the state now: nothing to clear.
+                        clear_due = false;
                         return Err(Fail::Execute(shared.sqlite_failed(&e)));
                     }
                 }
             }
             Ok(())
         })();
-        if ran && !step_failed {
+        if clear_due {
             shared.sqlite_ok();
         }
         drop(stmt);
