@@ -182,20 +182,25 @@ fn probe(python: &Path, endpoint: &str) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
+/// sqlite_rx's own Python server (`interop/sqlite_rx/py_server.py`).
+fn sqlite_rx_server(python: &Path, endpoint: &str, database: &str) -> Server {
+    Server(
+        Command::new(python)
+            .arg(repo_root().join("interop/sqlite_rx/py_server.py"))
+            .arg(endpoint)
+            .arg(database)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sqlite_rx server"),
+    )
+}
+
 fn compare_with_sqlite_rx(database: impl Fn(&str) -> String) {
     let python = python();
     let port = free_port();
     let endpoint = format!("tcp://127.0.0.1:{port}");
 
-    let anchor = Server(
-        Command::new(&python)
-            .arg(repo_root().join("interop/sqlite_rx/py_server.py"))
-            .arg(&endpoint)
-            .arg(database("py"))
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("sqlite_rx server"),
-    );
+    let anchor = sqlite_rx_server(&python, &endpoint, &database("py"));
     let expected = probe(&python, &endpoint);
     anchor.stop();
 
@@ -236,6 +241,23 @@ fn replies_match_sqlite_rx_file_database_with_readers() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs `ironhouse sqlite-client -a ENDPOINT ARGS…`, which must succeed,
+/// and returns the JSON it prints.
+fn sqlite_client_json(endpoint: &str, args: &[&str]) -> serde_json::Value {
+    let out = run_bounded(
+        Command::new(ironhouse())
+            .args(["sqlite-client", "-a", endpoint])
+            .args(args),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
 /// Our Rust client against sqlite_rx's own Python server (a REP socket):
 /// one query, then pipelined load. libzmq's REP returns the request-id
 /// frame of the pipelined client with each reply, so the envelope that
@@ -243,57 +265,17 @@ fn replies_match_sqlite_rx_file_database_with_readers() {
 /// accepts.
 #[test]
 fn rust_client_talks_to_sqlite_rx_server_lockstep_and_pipelined() {
-    let python = python();
     let endpoint = format!("tcp://127.0.0.1:{}", free_port());
-    let anchor = Server(
-        Command::new(&python)
-            .arg(repo_root().join("interop/sqlite_rx/py_server.py"))
-            .arg(&endpoint)
-            .arg(":memory:")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("sqlite_rx server"),
-    );
-    let out = run_bounded(
-        Command::new(ironhouse()).args([
-            "sqlite-client",
-            "-a",
-            &endpoint,
-            "exec",
-            "SELECT 6 * 7, 'x', NULL",
-        ]),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let reply: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let anchor = sqlite_rx_server(&python(), &endpoint, ":memory:");
+    let reply = sqlite_client_json(&endpoint, &["exec", "SELECT 6 * 7, 'x', NULL"]);
     assert_eq!(reply["items"], serde_json::json!([[42, "x", null]]));
     assert_eq!(reply["error"], serde_json::Value::Null);
 
     // 8 in flight at once; the bench checks every reply's rows.
-    let out = run_bounded(
-        Command::new(ironhouse()).args([
-            "sqlite-client",
-            "-a",
-            &endpoint,
-            "bench",
-            "select1",
-            "--seconds",
-            "1",
-            "--in-flight",
-            "8",
-        ]),
-        Duration::from_secs(60),
+    let line = sqlite_client_json(
+        &endpoint,
+        &["bench", "select1", "--seconds", "1", "--in-flight", "8"],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(line["in_flight"], 8);
     assert!(line["queries"].as_u64().unwrap() > 0, "{line}");
     drop(anchor);

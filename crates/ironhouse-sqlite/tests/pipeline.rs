@@ -10,10 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use ironhouse::{Message, Socket, SocketType};
 use ironhouse_sqlite::client::{Client, ClientConfig, ClientError, SqlValue};
-use ironhouse_sqlite::exec::Limits;
-use ironhouse_sqlite::server::ServerConfig;
 use ironhouse_sqlite::wire::{self, Value};
-use support::{quick, temp_dir, Running};
+use support::{quick, temp_dir, Running, ENDLESS_READ};
 
 /// A scripted server: a bound ROUTER that the test drives by hand.
 async fn scripted_server() -> (Socket, String) {
@@ -206,23 +204,11 @@ async fn close_fails_what_is_in_flight_and_a_clone_reconnects_after() {
     );
 }
 
-const ENDLESS_READ: &str =
-    "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n) SELECT count(*) FROM n";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_one_connection_a_slow_read_does_not_hold_up_the_others() {
     let dir = temp_dir("pipeline");
     let db_path = dir.join("main.db");
-    let limits = Limits {
-        time: Some(Duration::from_secs(8)),
-        ..Limits::default()
-    };
-    let server = Running::start(
-        ServerConfig::new(db_path.display().to_string())
-            .readers(2)
-            .limits(limits),
-    )
-    .await;
+    let server = Running::start_with_readers(&db_path, Duration::from_secs(8)).await;
     let db = Client::new(quick(&server.endpoint).request_timeout(Duration::from_secs(60)));
     db.execute("CREATE TABLE t (a)", ())
         .await

@@ -12,7 +12,7 @@ use ironhouse_sqlite::exec::Limits;
 use ironhouse_sqlite::server::ServerConfig;
 use ironhouse_sqlite::wire;
 use ironhouse_sqlite::AuthConfig;
-use support::{eventually, temp_dir, Running};
+use support::{eventually, temp_dir, Running, ENDLESS_READ};
 
 fn err_text(reply: &ironhouse_sqlite::client::Reply) -> String {
     reply
@@ -237,24 +237,11 @@ async fn time_and_size_limits_give_clear_errors() {
     server.stop().await;
 }
 
-/// Runs until the server's time limit interrupts it.
-const ENDLESS_READ: &str =
-    "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n) SELECT count(*) FROM n";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_read_does_not_stall_other_clients() {
     let dir = temp_dir("readers");
     let db = dir.join("main.db");
-    let limits = Limits {
-        time: Some(Duration::from_secs(8)),
-        ..Limits::default()
-    };
-    let server = Running::start(
-        ServerConfig::new(db.display().to_string())
-            .readers(2)
-            .limits(limits),
-    )
-    .await;
+    let server = Running::start_with_readers(&db, Duration::from_secs(8)).await;
     let setup = server.client();
     setup
         .execute("CREATE TABLE t (a)", ())

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ironhouse_sqlite::client::{Client, ClientConfig};
+use ironhouse_sqlite::exec::Limits;
 use ironhouse_sqlite::server::{Server, ServerConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -42,6 +43,19 @@ impl Running {
         }
     }
 
+    /// A file database at `db` with two reader threads and a time limit of
+    /// `limit` per request (an [`ENDLESS_READ`] ends there).
+    pub async fn start_with_readers(db: &std::path::Path, limit: Duration) -> Running {
+        let limits = Limits {
+            time: Some(limit),
+            ..Limits::default()
+        };
+        let config = ServerConfig::new(db.display().to_string())
+            .readers(2)
+            .limits(limits);
+        Self::start(config).await
+    }
+
     /// A client with short timeouts (tests never wait 12 s for a refusal).
     pub fn client(&self) -> Client {
         Client::new(quick(&self.endpoint))
@@ -68,6 +82,10 @@ impl Drop for Running {
         }
     }
 }
+
+/// Runs until the server's time limit interrupts it.
+pub const ENDLESS_READ: &str =
+    "WITH RECURSIVE n(v) AS (SELECT 1 UNION ALL SELECT v + 1 FROM n) SELECT count(*) FROM n";
 
 pub fn quick(endpoint: &str) -> ClientConfig {
     ClientConfig::new(endpoint)
