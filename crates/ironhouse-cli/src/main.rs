@@ -13,6 +13,7 @@ mod lines;
 mod relay_cmd;
 mod socket_cmd;
 mod sqlite_cmd;
+mod stop_signal;
 
 use std::process::ExitCode;
 

@@ -198,6 +198,7 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
+        let stop = crate::stop_signal::install()?;
         let relay = builder.start().await.map_err(|e| match e {
             ironhouse_relay::Error::Socket(e) => attach_error(e),
             e => e.into(),
@@ -208,22 +209,11 @@ pub fn run(args: Args) -> Result<ExitCode, crate::BoxError> {
         if let Some(a) = relay.tlspyo_addr() {
             eprintln!("tlspyo listening on {a}");
         }
-        wait_for_signal().await?;
+        stop.await;
         tracing::info!(stats = ?relay.stats(), "relay stopping");
         relay.stop().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// SIGINT or SIGTERM.
-async fn wait_for_signal() -> Result<(), crate::BoxError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r?,
-        _ = term.recv() => {}
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -165,17 +165,9 @@ pub fn run_server(args: ServerArgs) -> Result<ExitCode, crate::BoxError> {
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
+        let shutdown = crate::stop_signal::install()?;
         let server = Server::bind(&args.tcp_address, config).await?;
         println!("bound {}", server.endpoint());
-        let shutdown = async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM"),
-                _ = int.recv() => tracing::info!("SIGINT"),
-            }
-        };
         server.serve_until(shutdown).await?;
         Ok::<_, crate::BoxError>(())
     })?;
