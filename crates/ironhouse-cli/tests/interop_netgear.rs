@@ -520,22 +520,33 @@ fn bidirectional_return_data_both_ways() {
         ]));
         ng.ready();
         let ep = format!("tcp://127.0.0.1:{port}");
-        let (tx, replies) = rt
-            .block_on(bounded(RUST_WAIT, async {
-                let cfg = SenderConfig::new(pattern).bidirectional(true);
-                let mut tx = FrameSender::connect(&[ep.as_str()], cfg).await?;
-                let mut replies = Vec::new();
-                for i in 0..6 {
-                    replies.push(
-                        tx.send(&Frame::synthetic(48, 64, 3, i), Some(&seq_msg(i)))
-                            .await?,
-                    );
-                }
-                Ok::<_, FrameError>((tx, replies))
-            }))
+        let send = |tx: &mut FrameSender, i: u64| {
+            rt.block_on(bounded(
+                RUST_WAIT,
+                tx.send(&Frame::synthetic(48, 64, 3, i), Some(&seq_msg(i))),
+            ))
+            .expect("bounded")
+        };
+        let cfg = SenderConfig::new(pattern).bidirectional(true);
+        let mut tx = rt
+            .block_on(bounded(
+                RUST_WAIT,
+                FrameSender::connect(&[ep.as_str()], cfg),
+            ))
             .expect("bounded")
             .unwrap_or_else(|e| panic!("{e}\n{}", ng.diagnostics()));
-        let mut lines = ng.frames(6);
+        // NetGear stores the return data when its recv(return_data=…) is
+        // called, and its receiving thread answers each frame with what is
+        // stored at that moment. Once the driver has reported the first
+        // frame, its first recv call has stored the JSON: every frame sent
+        // after that is answered with it.
+        let mut replies = Vec::new();
+        replies.push(send(&mut tx, 0).unwrap_or_else(|e| panic!("{e}\n{}", ng.diagnostics())));
+        let mut lines = ng.frames(1);
+        for i in 1..6 {
+            replies.push(send(&mut tx, i).unwrap_or_else(|e| panic!("{e}\n{}", ng.diagnostics())));
+        }
+        lines.extend(ng.frames(5));
         rt.block_on(bounded(RUST_WAIT, tx.close()))
             .expect("bounded")
             .expect("close");
@@ -547,8 +558,8 @@ fn bidirectional_return_data_both_ways() {
             assert_eq!(f["message"], seq_msg(i as u64));
             assert_eq!(f["exact"], true);
         }
-        // NetGear returns what recv(return_data=…) last stored: from the
-        // second frame on at the latest, the JSON.
+        // From the second frame on (sent after the first was reported), the
+        // JSON.
         let want = serde_json::json!({"objects": [1, 2, 3], "label": "cat"});
         for r in &replies[1..] {
             assert_eq!(
