@@ -97,6 +97,10 @@ CASES = [
     ("update none", req("UPDATE t SET b = 'z' WHERE a > 100")),
     ("script", req("UPDATE t SET b = 'q'; INSERT INTO t (a) VALUES (99)", script=True)),
     ("after script", req("SELECT count(*) FROM t")),
+    # ~60 KB of rows: a large reply (stored, not deflated, from ironhouse on
+    # loopback; sqlite_rx deflates it) that zlib.decompress must read alike.
+    ("large result", req("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000) "
+                         "SELECT x, 'row ' || x, x * 0.5 FROM c")),
     ("script error", req("SELECT 1; SELEC", script=True)),
     ("script NUL", req("SELECT 1\x00", script=True)),
     ("script and many", req("SELECT 3", [[1]], many=True, script=True)),

@@ -18,6 +18,7 @@ use ironhouse::{Options, Security};
 use ironhouse_sqlite::client::{Client, ClientConfig, SqlValue};
 use ironhouse_sqlite::exec::Limits;
 use ironhouse_sqlite::server::{Server, ServerConfig};
+use ironhouse_sqlite::wire::Compression;
 use ironhouse_sqlite::AuthConfig;
 
 /// Flags of `ironhouse sqlite-server` (sqlite_rx's `sqlite-server`, plus
@@ -75,6 +76,31 @@ pub struct ServerArgs {
     /// Reader threads for a file database (reads run beside writes).
     #[arg(long, default_value_t = 2)]
     readers: usize,
+    /// Deflate replies, or send them stored (valid zlib, not compressed);
+    /// auto: stored when bound to loopback or ipc only.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Auto)]
+    compression: CompressionArg,
+}
+
+/// `--compression`: how bodies are compressed (`wire::Compression`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionArg {
+    /// Stored on loopback and ipc links, deflated on others.
+    Auto,
+    /// Always deflate (fastest level).
+    Deflate,
+    /// Never deflate.
+    Stored,
+}
+
+impl From<CompressionArg> for Compression {
+    fn from(c: CompressionArg) -> Compression {
+        match c {
+            CompressionArg::Auto => Compression::Auto,
+            CompressionArg::Deflate => Compression::Deflate,
+            CompressionArg::Stored => Compression::Stored,
+        }
+    }
 }
 
 impl ServerArgs {
@@ -137,6 +163,7 @@ pub fn run_server(args: ServerArgs) -> Result<ExitCode, crate::BoxError> {
     let security = server_security(&args)?;
     let mut config = ServerConfig::new(args.database.clone())
         .readers(args.readers)
+        .compression(args.compression.into())
         .options(Options::default().security(security))
         .limits(Limits {
             time: args
@@ -208,6 +235,10 @@ pub struct ClientArgs {
     /// Attempts in all (only reads are resent).
     #[arg(long, default_value_t = 5)]
     retries: u32,
+    /// Deflate requests, or send them stored; auto: stored when the server's
+    /// address is loopback or ipc.
+    #[arg(long, value_enum, default_value_t = CompressionArg::Auto)]
+    compression: CompressionArg,
     #[command(subcommand)]
     command: ClientCommand,
 }
@@ -296,7 +327,8 @@ pub fn run_client(args: ClientArgs) -> Result<ExitCode, crate::BoxError> {
     let config = ClientConfig::new(args.connect_address.clone())
         .options(options)
         .request_timeout(seconds(args.request_timeout, "--request-timeout")?)
-        .retries(args.retries);
+        .retries(args.retries)
+        .compression(args.compression.into());
     let query = match args.command {
         ClientCommand::Exec { query } => query,
         ClientCommand::Bench {

@@ -278,5 +278,12 @@ fn rust_client_talks_to_sqlite_rx_server_lockstep_and_pipelined() {
     );
     assert_eq!(line["in_flight"], 8);
     assert!(line["queries"].as_u64().unwrap() > 0, "{line}");
+    // Large bodies both ways: the 1,000-row insert goes out stored (a
+    // loopback address), the 1,000-row results come back deflated.
+    let line = sqlite_client_json(
+        &endpoint,
+        &["bench", "rows1000", "--seconds", "1", "--in-flight", "4"],
+    );
+    assert!(line["queries"].as_u64().unwrap() > 0, "{line}");
     drop(anchor);
 }

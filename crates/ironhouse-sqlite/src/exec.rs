@@ -32,7 +32,7 @@ use rusqlite::{Connection, Statement};
 use crate::authz::{action_code, AuthConfig};
 use crate::bind::{bind, sequence};
 use crate::sql;
-use crate::wire::{self, PyError, Value};
+use crate::wire::{self, Compression, PyError, Value};
 
 /// sqlite_rx's one shared cursor: the values a reply may carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,6 +222,8 @@ pub struct Engine {
     /// Run an autocommit `executemany` inside one transaction (the
     /// authorizer allows TRANSACTION).
     batch_txn: bool,
+    /// How result replies are compressed (never `Auto`: resolved).
+    compression: Compression,
 }
 
 impl Engine {
@@ -271,7 +273,19 @@ impl Engine {
             deadline,
             epoch,
             batch_txn,
+            compression: Compression::Deflate,
         }
+    }
+
+    /// Sets how result replies are compressed; `Auto` means `Deflate` here
+    /// (resolve it against the link first, [`Compression::for_link`]).
+    /// Default: `Deflate`.
+    pub fn with_compression(mut self, how: Compression) -> Engine {
+        self.compression = match how {
+            Compression::Auto => Compression::Deflate,
+            chosen => chosen,
+        };
+        self
     }
 
     /// The connection (for backups).
@@ -296,9 +310,16 @@ impl Engine {
     /// Handles one request body and returns the compressed reply. Never
     /// fails: every problem becomes an error reply.
     pub fn handle(&mut self, body: &[u8]) -> Vec<u8> {
+        self.handle_deferred(body).into_body()
+    }
+
+    /// [`Engine::handle`], leaving a large reply uncompressed so the caller
+    /// can compress it on another thread while this one runs the next
+    /// request.
+    pub fn handle_deferred(&mut self, body: &[u8]) -> Reply {
         match self.decode(body) {
-            Ok(msg) => self.run(&msg),
-            Err(e) => wire::error_reply(&e),
+            Ok(msg) => self.run_deferred(&msg),
+            Err(e) => Reply::Ready(wire::error_reply(&e)),
         }
     }
 
@@ -386,12 +407,14 @@ impl Engine {
                         };
                     }
                     encode_reply(
+                        self.compression,
                         &rows,
                         CursorState {
                             rowcount: -1,
                             lastrowid,
                         },
                     )
+                    .into_body()
                 }
                 Err(Fail::Execute(e)) => {
                     self.shared.cursor().rowcount = -1;
@@ -436,11 +459,15 @@ impl Engine {
     /// Runs a decoded request as sqlite_rx's `QueryStreamHandler.execute`
     /// does, and returns the compressed reply.
     pub fn run(&mut self, msg: &Value) -> Vec<u8> {
+        self.run_deferred(msg).into_body()
+    }
+
+    fn run_deferred(&mut self, msg: &Value) -> Reply {
         let (many, script) = match (
             msg.subscript("execute_many"),
             msg.subscript("execute_script"),
         ) {
-            (Err(e), _) | (_, Err(e)) => return wire::error_reply(&e),
+            (Err(e), _) | (_, Err(e)) => return Reply::Ready(wire::error_reply(&e)),
             (Ok(m), Ok(s)) => (m.truthy(), s.truthy()),
         };
         self.arm_deadline();
@@ -449,8 +476,8 @@ impl Engine {
         let reply = {
             let mut cursor = self.shared.cursor();
             match outcome {
-                Ok(rows) => encode_reply(&rows, *cursor),
-                Err(fail) => {
+                Ok(rows) => encode_reply(self.compression, &rows, *cursor),
+                Err(fail) => Reply::Ready({
                     let err = match fail {
                         Fail::Execute(e) => {
                             cursor.rowcount = -1;
@@ -465,7 +492,7 @@ impl Engine {
                         Ok(_) => self.explain(err),
                     };
                     wire::error_reply(&err)
-                }
+                }),
             }
         };
         if self.role == Role::Writer {
@@ -790,7 +817,33 @@ fn step_all_with(
     }
 }
 
-fn encode_reply(rows: &Rows, cursor: CursorState) -> Vec<u8> {
+/// A reply, compressed or not yet.
+#[derive(Debug)]
+pub enum Reply {
+    /// The compressed body, ready to send.
+    Ready(Vec<u8>),
+    /// A large MessagePack body still to deflate ([`Reply::into_body`]).
+    Uncompressed(Vec<u8>),
+}
+
+impl Reply {
+    /// The body to send: compressed now if it was not yet.
+    pub fn into_body(self) -> Vec<u8> {
+        match self {
+            Reply::Ready(body) => body,
+            Reply::Uncompressed(raw) => wire::compress(&raw),
+        }
+    }
+}
+
+/// From this size (uncompressed) a reply's compression is left to the
+/// caller (`Reply::Uncompressed`): deflating a 1,000-row result takes
+/// about as long as running its query, and the thread that runs queries
+/// is the server's bottleneck. Smaller replies are compressed at once; a
+/// hand-off would cost more than it saves.
+const DEFER_COMPRESSION_MIN: usize = 16 * 1024;
+
+fn encode_reply(how: Compression, rows: &Rows, cursor: CursorState) -> Reply {
     let fields = 2 + u32::from(cursor.rowcount > -1) + u32::from(cursor.lastrowid != 0);
     let mut out = Vec::with_capacity(rows.bytes.len() + 48);
     wire::begin_reply(&mut out, fields);
@@ -805,7 +858,11 @@ fn encode_reply(rows: &Rows, cursor: CursorState) -> Vec<u8> {
         let _ = rmp::encode::write_str(&mut out, "lastrowid");
         let _ = rmp::encode::write_sint(&mut out, cursor.lastrowid);
     }
-    wire::compress(&out)
+    if how == Compression::Deflate && out.len() >= DEFER_COMPRESSION_MIN {
+        Reply::Uncompressed(out)
+    } else {
+        Reply::Ready(wire::compress_as(&out, how))
+    }
 }
 
 fn bind_count_check(needed: usize, params: Option<&Value>) -> Result<(), Fail> {

@@ -43,8 +43,8 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::mpsc;
 
 use crate::authz::AuthConfig;
-use crate::exec::{Engine, Limits, ReadOutcome, Role, Shared};
-use crate::wire::{self, PyError, Value};
+use crate::exec::{Engine, Limits, ReadOutcome, Reply, Role, Shared};
+use crate::wire::{self, Compression, PyError, Value};
 
 /// Errors starting or running a server.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +94,10 @@ pub struct ServerConfig {
     pub backup: Option<BackupConfig>,
     /// Socket options, security (CURVE, allow-list) included.
     pub options: Options,
+    /// How result replies are compressed. Default `Auto`: stored (not
+    /// deflated) when the server is bound to loopback or ipc only, deflated
+    /// otherwise ([`Compression::for_link`]).
+    pub compression: Compression,
 }
 
 impl ServerConfig {
@@ -107,6 +111,7 @@ impl ServerConfig {
             readers: None,
             backup: None,
             options: Options::default(),
+            compression: Compression::Auto,
         }
     }
     /// Sets [`ServerConfig::auth`].
@@ -135,6 +140,11 @@ impl ServerConfig {
     /// Sets [`ServerConfig::options`] (security goes here).
     pub fn options(mut self, options: Options) -> Self {
         self.options = options;
+        self
+    }
+    /// Sets [`ServerConfig::compression`].
+    pub fn compression(mut self, how: Compression) -> Self {
+        self.compression = how;
         self
     }
 }
@@ -166,6 +176,8 @@ pub struct Server {
     writer: Option<std_mpsc::Sender<ToWriter>>,
     readers: Option<std_mpsc::Sender<Job>>,
     replies: mpsc::UnboundedReceiver<(Vec<Bytes>, Vec<u8>)>,
+    /// Where a task that compressed an inline reply hands it back.
+    compressed: Replies,
     threads: Vec<JoinHandle<()>>,
     /// Without readers (`:memory:`, `readers(0)`), the writer runs right in
     /// the serving task: requests are serialised anyway, and no thread
@@ -295,6 +307,10 @@ impl Server {
             Arc::clone(&shared),
             config.limits,
         );
+        // Decided from the address asked for: the engines exist before the
+        // socket is bound.
+        let compression = config.compression.for_link(endpoint);
+        let engine = engine.with_compression(compression);
         let backups = Backups::new(config.backup.clone());
         let inline = if reader_conns.is_empty() {
             Some((engine, backups))
@@ -322,7 +338,8 @@ impl Server {
                     config.auth.clone(),
                     Arc::clone(&shared),
                     config.limits,
-                );
+                )
+                .with_compression(compression);
                 let rrx = Arc::clone(&rrx);
                 let tx = reply_tx.clone();
                 let wtx = writer_tx.clone();
@@ -344,6 +361,7 @@ impl Server {
             database = %config.database,
             readers = n_readers,
             security = socket.options().security.mechanism_name(),
+            ?compression,
             "sqlite server ready"
         );
         Ok(Server {
@@ -352,6 +370,7 @@ impl Server {
             writer: inline.is_none().then_some(writer_tx),
             readers,
             replies,
+            compressed: reply_tx,
             threads,
             inline,
         })
@@ -385,10 +404,23 @@ impl Server {
         };
         let job = Job { envelope, body };
         if let Some((engine, backups)) = &mut self.inline {
-            let reply = std::panic::catch_unwind(AssertUnwindSafe(|| engine.handle(&job.body)))
-                .unwrap_or_else(|_| panic_reply("running the request"));
+            let reply =
+                std::panic::catch_unwind(AssertUnwindSafe(|| engine.handle_deferred(&job.body)))
+                    .unwrap_or_else(|_| Reply::Ready(panic_reply("running the request")));
             backups.dirty = true;
-            return Some((job.envelope, reply));
+            return match reply {
+                Reply::Ready(body) => Some((job.envelope, body)),
+                // A large reply is compressed by a task on the runtime's
+                // workers while this task runs the next request; it comes
+                // back through `replies` like a reader's.
+                uncompressed => {
+                    let done = self.compressed.clone();
+                    tokio::spawn(async move {
+                        let _ = done.send((job.envelope, uncompressed.into_body()));
+                    });
+                    None
+                }
+            };
         }
         match (&self.readers, &self.writer) {
             (Some(r), _) => {

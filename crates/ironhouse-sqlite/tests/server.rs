@@ -303,3 +303,88 @@ async fn a_clients_begin_is_shared_as_in_sqlite_rx() {
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The reply body and the rows it holds, for a query sent over a raw REQ
+/// socket (the request itself deflated, as sqlite_rx's client sends it).
+async fn raw_reply(endpoint: &str, query: &str) -> (Vec<u8>, wire::Value) {
+    let mut req = Socket::new(SocketType::Req);
+    req.connect(endpoint).await.unwrap();
+    let mut raw = Vec::new();
+    wire::pack(
+        &mut raw,
+        &wire::Value::Map(vec![
+            (
+                wire::Value::Str("client_id".into()),
+                wire::Value::Str("t".into()),
+            ),
+            (
+                wire::Value::Str("query".into()),
+                wire::Value::Str(query.into()),
+            ),
+            (
+                wire::Value::Str("params".into()),
+                wire::Value::Array(vec![]),
+            ),
+            (
+                wire::Value::Str("execute_many".into()),
+                wire::Value::Bool(false),
+            ),
+            (
+                wire::Value::Str("execute_script".into()),
+                wire::Value::Bool(false),
+            ),
+        ]),
+    );
+    req.send(wire::compress_as(&raw, wire::Compression::Deflate))
+        .await
+        .unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(10), req.recv())
+        .await
+        .expect("a reply")
+        .unwrap();
+    let body = reply.frames()[0].to_vec();
+    let value = wire::unpack(&wire::decompress(&body, 1 << 24).unwrap()).unwrap();
+    (body, value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_replies_are_stored_on_loopback_and_deflated_when_asked() {
+    const ROWS: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                        WHERE x < 3000) SELECT x, 'row ' || x, x * 0.5 FROM c";
+    let mut seen = Vec::new();
+    // (`Auto` on other addresses deflates: `wire`'s unit tests; these tests
+    // bind loopback only.)
+    for (how, deflated) in [
+        (wire::Compression::Auto, false),
+        (wire::Compression::Deflate, true),
+    ] {
+        let server = Running::start(ServerConfig::new(":memory:").compression(how)).await;
+        let (body, value) = raw_reply(&server.endpoint, ROWS).await;
+        let raw_len = wire::decompress(&body, 1 << 24).unwrap().len();
+        assert!(raw_len > 16 * 1024, "{raw_len}");
+        if deflated {
+            assert!(
+                body.len() < raw_len / 2,
+                "{how:?}: {} of {raw_len}",
+                body.len()
+            );
+        } else {
+            assert!(body.len() > raw_len, "{how:?}: {} of {raw_len}", body.len());
+        }
+        match value.subscript("items").unwrap() {
+            wire::Value::Array(rows) => assert_eq!(rows.len(), 3000),
+            other => panic!("{other:?}"),
+        }
+        seen.push(value);
+        // The server's own client talks to it in both forms, too.
+        let c = server.client();
+        let r = c.execute(ROWS, ()).await.unwrap().check().unwrap();
+        assert_eq!(r.items.len(), 3000);
+        assert_eq!(r.items[2999][1], SqlValue::Text("row 3000".into()));
+        server.stop().await;
+    }
+    assert!(
+        seen.windows(2).all(|w| w[0] == w[1]),
+        "the same rows each way"
+    );
+}

@@ -74,6 +74,30 @@ impl Endpoint {
     pub fn is_encrypted(&self) -> bool {
         matches!(self, Endpoint::Tls { .. })
     }
+
+    /// Whether only this machine can be at the other end: `ipc://`, or a
+    /// TCP/TLS host that is a loopback address or `localhost`. `*` and
+    /// other names are not (they may be reached from elsewhere).
+    ///
+    /// ```
+    /// use ironhouse::Endpoint;
+    /// let local = |s: &str| s.parse::<Endpoint>().unwrap().is_local();
+    /// assert!(local("tcp://127.0.0.1:5000") && local("tcp://[::1]:5000"));
+    /// assert!(local("tcp://localhost:5000") && local("ipc:///tmp/db.sock"));
+    /// assert!(!local("tcp://*:5000") && !local("tcp://0.0.0.0:5000"));
+    /// assert!(!local("tcp://db.example:5000"));
+    /// ```
+    pub fn is_local(&self) -> bool {
+        match self {
+            Endpoint::Ipc(_) => true,
+            Endpoint::Tcp { host, .. } | Endpoint::Tls { host, .. } => {
+                host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        }
+    }
 }
 
 impl fmt::Display for Endpoint {

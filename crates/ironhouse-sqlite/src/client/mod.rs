@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot};
 use connection::{Command, Request};
 
 use crate::sql;
-use crate::wire;
+use crate::wire::{self, Compression};
 
 /// A value bound to a parameter or read from a row.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,6 +350,9 @@ pub struct ClientConfig {
     /// Requests sent and not yet answered, at most, on one connection
     /// (default 128); more wait their turn in the client.
     pub max_in_flight: usize,
+    /// How requests are compressed. Default `Auto`: stored (not deflated)
+    /// when the server's address is loopback or ipc, deflated otherwise.
+    pub compression: Compression,
 }
 
 impl ClientConfig {
@@ -363,6 +366,7 @@ impl ClientConfig {
             resend_writes: false,
             client_id: format!("rust@{}_{}", hostname(), std::process::id()),
             max_in_flight: 128,
+            compression: Compression::Auto,
         }
     }
     /// Sets [`ClientConfig::options`] (keeps linger 0 unless set).
@@ -388,6 +392,11 @@ impl ClientConfig {
     /// Sets [`ClientConfig::max_in_flight`] (at least 1).
     pub fn max_in_flight(mut self, n: usize) -> Self {
         self.max_in_flight = n.max(1);
+        self
+    }
+    /// Sets [`ClientConfig::compression`].
+    pub fn compression(mut self, how: Compression) -> Self {
+        self.compression = how;
         self
     }
 }
@@ -431,6 +440,8 @@ pub struct Client {
     /// The connection task's mailbox; `None` before the first request and
     /// after [`Client::close`] (the next request starts a new connection).
     commands: Arc<Mutex<Option<mpsc::UnboundedSender<Command>>>>,
+    /// `config.compression` resolved against the endpoint.
+    compression: Compression,
 }
 
 impl std::fmt::Debug for Client {
@@ -445,6 +456,7 @@ impl Client {
     /// A client; it connects on the first request.
     pub fn new(config: ClientConfig) -> Client {
         Client {
+            compression: config.compression.for_link(&config.endpoint),
             config: Arc::new(config),
             commands: Arc::new(Mutex::new(None)),
         }
@@ -529,7 +541,7 @@ impl Client {
         let _ = e::write_bool(&mut out, many);
         let _ = e::write_str(&mut out, "execute_script");
         let _ = e::write_bool(&mut out, script);
-        Bytes::from(wire::compress(&out))
+        Bytes::from(wire::compress_as(&out, self.compression))
     }
 
     /// The connection's mailbox, starting the connection task if there is
