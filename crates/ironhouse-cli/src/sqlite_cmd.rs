@@ -419,7 +419,7 @@ fn bench(config: ClientConfig, kind: BenchKind, load: Load) -> Result<ExitCode, 
                     )
                     .await?
                     .check()?;
-                let rows = (0..1000)
+                let rows: Vec<Vec<SqlValue>> = (0..1000)
                     .map(|i| {
                         vec![
                             SqlValue::Integer(i),
@@ -460,7 +460,7 @@ fn bench(config: ClientConfig, kind: BenchKind, load: Load) -> Result<ExitCode, 
             while times.len() < 3 || start.elapsed() < duration {
                 let t = Instant::now();
                 let r = setup
-                    .execute_many("INSERT INTO bench_many VALUES (?, ?, ?, ?)", rows.clone())
+                    .execute_many("INSERT INTO bench_many VALUES (?, ?, ?, ?)", &rows)
                     .await?
                     .check()?;
                 times.push(t.elapsed().as_secs_f64());

@@ -151,7 +151,7 @@ async fn file_database_is_wal_and_backups_follow_changes() {
         .unwrap()
         .check()
         .unwrap();
-    let rows = (0..27).map(|i| vec![SqlValue::Integer(i)]).collect();
+    let rows: Vec<Vec<SqlValue>> = (0..27).map(|i| vec![SqlValue::Integer(i)]).collect();
     let r = c
         .execute_many("INSERT INTO t VALUES (?)", rows)
         .await

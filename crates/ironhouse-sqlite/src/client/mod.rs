@@ -485,7 +485,8 @@ impl Client {
         self.request(query, body, false, false).await
     }
 
-    /// `cursor.executemany(query, rows)`.
+    /// `cursor.executemany(query, rows)`. The rows are only read: pass
+    /// `&rows` to keep them (a `Vec` works too).
     ///
     /// # Errors
     /// As [`Client::execute`].
@@ -495,9 +496,9 @@ impl Client {
     pub async fn execute_many(
         &self,
         query: &str,
-        rows: Vec<Vec<SqlValue>>,
+        rows: impl AsRef<[Vec<SqlValue>]>,
     ) -> Result<Reply, ClientError> {
-        let body = self.body(query, Args::Rows(&rows), true, false);
+        let body = self.body(query, Args::Rows(rows.as_ref()), true, false);
         self.request(query, body, true, false).await
     }
 
