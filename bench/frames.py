@@ -123,6 +123,8 @@ def run(a) -> dict:
                    str(a.count), "--size", f"{W}x{H}x{C}", "--json"]
             if a.pattern == 2:
                 cmd += ["--duration", str(PUB_SECONDS)]
+            if a.window > 1:
+                cmd += ["--window", str(a.window)]
             for port in ports:
                 cmd += ["--connect", f"tcp://127.0.0.1:{port}"]
             if a.secure:
@@ -178,6 +180,8 @@ def main(argv: list[str]) -> int:
     p.add_argument("--secure", type=int, choices=[0, 1, 2], default=0)
     p.add_argument("--receivers", type=int, default=1)
     p.add_argument("--count", type=int, default=3000)
+    p.add_argument("--window", type=int, default=1,
+                   help="ironhouse's sender: frames in flight (pattern 1); NetGear has none")
     p.add_argument("--ironhouse", default=str(ROOT / "target" / "release" / "ironhouse"))
     p.add_argument("--timeout", type=float, default=110.0)
     a = p.parse_args(argv)

@@ -88,9 +88,13 @@ def _rawtls_args(sc: "Scenario", quick: bool) -> list[str]:
 
 
 def _frames_args(sc: "Scenario", quick: bool, impl: str = "netgear") -> list[str]:
-    pattern, secure, receivers = sc.frames
-    return ["--impl", impl, "--pattern", str(pattern), "--secure", str(secure),
+    pattern, secure, receivers, window = sc.frames
+    args = ["--impl", impl, "--pattern", str(pattern), "--secure", str(secure),
             "--receivers", str(receivers), "--count", str(sc.count_for(quick))]
+    # NetGear's REQ sender has no window: its side always waits for each reply.
+    if window > 1 and impl == "ironhouse":
+        args += ["--window", str(window)]
+    return args
 
 
 LIBZMQ = Anchor("libzmq", ZMQ_BENCH, "libzmq", _same_args)
@@ -111,7 +115,8 @@ class Scenario:
     what: str = ""
     tls: bool = False  # ours runs with --tls
     anchor: Anchor = LIBZMQ
-    frames: tuple | None = None  # (pattern, secure mode, receivers) for mode "frames"
+    # (pattern, secure mode, receivers, sender window) for mode "frames"
+    frames: tuple | None = None
 
     def args(self, quick: bool) -> list[str]:
         """Arguments of `ironhouse bench` (ours)."""
@@ -181,15 +186,25 @@ def _frames_scenarios() -> list[Scenario]:
     size = 640 * 480 * 3
     return [
         Scenario("frames-p1-s0", "frames", size, 3000, 300, False, anchor=NETGEAR,
-                 frames=(1, 0, 1),
+                 frames=(1, 0, 1, 1),
                  what="frames/s, pattern 1 (REQ/REP), raw 640x480x3, secure mode 0"),
         Scenario("frames-p1-s2", "frames", size, 2000, 200, True, anchor=NETGEAR,
-                 frames=(1, 2, 1),
+                 frames=(1, 2, 1, 1),
                  what="frames/s, pattern 1 (REQ/REP), raw 640x480x3, secure mode 2 (IronHouse)"),
+        # The same wire, ironhouse's sender keeping 2 frames in flight
+        # (`--window 2`); NetGear's sender waits for each reply.
+        Scenario("frames-p1-s0-window2", "frames", size, 3000, 300, False, anchor=NETGEAR,
+                 frames=(1, 0, 1, 2),
+                 what="frames/s, pattern 1, raw 640x480x3, secure mode 0, ironhouse sender "
+                      "with 2 frames in flight"),
+        Scenario("frames-p1-s2-window2", "frames", size, 2000, 200, True, anchor=NETGEAR,
+                 frames=(1, 2, 1, 2),
+                 what="frames/s, pattern 1, raw 640x480x3, secure mode 2 (IronHouse), "
+                      "ironhouse sender with 2 frames in flight"),
         # Pattern 2: senders publish for 2 s (bench/frames.py); the count
         # is only a ceiling.
         Scenario("frames-p2-fanout2-s0", "frames", size, 100_000_000, 100_000_000, False,
-                 anchor=NETGEAR, frames=(2, 0, 2),
+                 anchor=NETGEAR, frames=(2, 0, 2, 1),
                  what="frames/s per receiver, pattern 2 (PUB/SUB) to 2 receivers, raw "
                       "640x480x3, secure mode 0, 2 s of publishing as fast as possible, "
                       "high-water mark 1 (frames dropped)"),
@@ -762,9 +777,12 @@ def self_test() -> int:
     assert [s.name for s in select_scenarios(["lat64*", "hs-curve"])] == \
         ["lat64-null", "lat64-null-pin1", "lat64-curve", "lat64-curve-pin1", "hs-curve",
          "lat64-tls", "lat64-tls-pin1"]
-    assert len(select_scenarios(["all"])) == len(SCENARIOS) == 17
+    assert len(select_scenarios(["all"])) == len(SCENARIOS) == 19
     assert [s.name for s in select_scenarios(["frames"])] == \
-        ["frames-p1-s0", "frames-p1-s2", "frames-p2-fanout2-s0"]
+        ["frames-p1-s0", "frames-p1-s2", "frames-p1-s0-window2", "frames-p1-s2-window2",
+         "frames-p2-fanout2-s0"]
+    assert BY_NAME["frames-p1-s2-window2"].args(True)[-2:] == ["--window", "2"]
+    assert "--window" not in BY_NAME["frames-p1-s2-window2"].anchor_args(True)
     fr = BY_NAME["frames-p1-s2"]
     assert fr.binary(OURS) == fr.binary(ANCHOR) == FRAMES_PY and fr.curve
     assert fr.args(True) == ["--impl", "ironhouse", "--pattern", "1", "--secure", "2",
