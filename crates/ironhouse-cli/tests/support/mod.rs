@@ -181,66 +181,9 @@ impl Peer {
                 c
             }
         };
-        cmd.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args(args);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!("#{n} {imp} {}", args.join(" "));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped stdout");
-        let stderr = child.stderr.take().expect("piped stderr");
-
-        let (out_tx, out_rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut r = BufReader::new(stdout);
-            loop {
-                let mut line = Vec::new();
-                match r.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        if line.last() == Some(&b'\n') {
-                            line.pop();
-                        }
-                        if out_tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-        });
-
-        let (err_tx, err_rx) = mpsc::channel();
-        let stderr_log = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::clone(&stderr_log);
-        thread::spawn(move || {
-            let mut r = BufReader::new(stderr);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match r.read_until(b'\n', &mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {
-                        let line = String::from_utf8_lossy(&buf).trim_end().to_string();
-                        log.lock().unwrap().push(line.clone());
-                        let _ = err_tx.send(line);
-                    }
-                }
-            }
-        });
-
-        Peer {
-            name,
-            child,
-            stdin,
-            stdout: out_rx,
-            stderr: err_rx,
-            stderr_log,
-            stdout_log: Vec::new(),
-        }
+        Peer::start(cmd, format!("#{n} {imp} {}", args.join(" ")))
     }
 
     pub fn name(&self) -> &str {
@@ -598,13 +541,17 @@ impl Peer {
     /// whatever `IRONHOUSE_INTEROP_SELFCHECK` says.
     pub fn spawn_ironhouse(args: &[String]) -> Peer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ironhouse"));
-        cmd.arg("socket")
-            .args(args)
-            .stdin(Stdio::piped())
+        cmd.arg("socket").args(args);
+        let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        Peer::start(cmd, format!("#{n} ironhouse {}", args.join(" ")))
+    }
+
+    /// Starts `cmd` with piped stdio and threads that collect its stdout
+    /// lines (raw) and stderr lines (also kept in a log).
+    fn start(mut cmd: Command, name: String) -> Peer {
+        cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let name = format!("#{n} ironhouse {}", args.join(" "));
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot spawn {name}: {e}"));
@@ -629,6 +576,7 @@ impl Peer {
                 }
             }
         });
+
         let (err_tx, err_rx) = mpsc::channel();
         let stderr_log = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&stderr_log);
@@ -647,6 +595,7 @@ impl Peer {
                 }
             }
         });
+
         Peer {
             name,
             child,
