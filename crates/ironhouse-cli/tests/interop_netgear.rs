@@ -179,6 +179,18 @@ impl NetGear {
         assert_eq!(v["event"], "ready", "{}", self.diagnostics());
     }
 
+    /// A NetGear receiver on a free loopback port, ready: `recv --port P
+    /// --pattern N` plus `extra`. Returns it and the endpoint to connect to.
+    fn receiver(pattern: u8, extra: &[&str]) -> (NetGear, String) {
+        let port = free_port().to_string();
+        let pattern = pattern.to_string();
+        let mut list = vec!["recv", "--port", &port, "--pattern", &pattern];
+        list.extend_from_slice(extra);
+        let mut ng = NetGear::spawn(&args(&list));
+        ng.ready();
+        (ng, format!("tcp://127.0.0.1:{port}"))
+    }
+
     /// Asserts the process ends successfully within [`LINE_WAIT`].
     fn exits_ok(&mut self) {
         let deadline = std::time::Instant::now() + LINE_WAIT;
@@ -507,19 +519,14 @@ fn bidirectional_return_data_both_ways() {
     let rt = rt();
     for pattern in [Pattern::Pair, Pattern::ReqRep] {
         // NetGear receiver returns JSON to our sender.
-        let port = free_port();
-        let mut ng = NetGear::spawn(&args(&[
-            "recv",
-            "--port",
-            &port.to_string(),
-            "--pattern",
-            &pattern.number().to_string(),
-            "--bidirectional",
-            "--return-json",
-            r#"{"objects": [1, 2, 3], "label": "cat"}"#,
-        ]));
-        ng.ready();
-        let ep = format!("tcp://127.0.0.1:{port}");
+        let (mut ng, ep) = NetGear::receiver(
+            pattern.number(),
+            &[
+                "--bidirectional",
+                "--return-json",
+                r#"{"objects": [1, 2, 3], "label": "cat"}"#,
+            ],
+        );
         let send = |tx: &mut FrameSender, i: u64| {
             rt.block_on(bounded(
                 RUST_WAIT,
@@ -991,16 +998,7 @@ fn refusals_are_clear_and_bounded_and_never_null() {
     // Secure mode mismatch: our IronHouse sender against NetGear in secure
     // mode 0 is refused (no NULL fallback); and NetGear secure 2 against our
     // NULL receiver sends nothing we accept.
-    let port = free_port();
-    let mut ng = NetGear::spawn(&args(&[
-        "recv",
-        "--port",
-        &port.to_string(),
-        "--pattern",
-        "1",
-    ]));
-    ng.ready();
-    let ep = format!("tcp://127.0.0.1:{port}");
+    let (ng, ep) = NetGear::receiver(1, &[]);
     let err = rt
         .block_on(bounded(
             RUST_WAIT,
@@ -1020,16 +1018,7 @@ fn refusals_are_clear_and_bounded_and_never_null() {
 
     // Receiver gone mid-stream: NetGear receiver killed after two frames;
     // our sender errs within its timeouts (2 retries of 2 s here).
-    let port = free_port();
-    let mut ng = NetGear::spawn(&args(&[
-        "recv",
-        "--port",
-        &port.to_string(),
-        "--pattern",
-        "1",
-    ]));
-    ng.ready();
-    let ep = format!("tcp://127.0.0.1:{port}");
+    let (ng, ep) = NetGear::receiver(1, &[]);
     let mut tx = rt
         .block_on(FrameSender::connect(
             &[ep.as_str()],
@@ -1079,18 +1068,7 @@ fn jpeg_frames_both_ways_within_the_error_bound() {
     use ironhouse_frames::Jpeg;
     let rt = rt();
     // Ours encodes (jpeg-encoder), NetGear's simplejpeg decodes.
-    let port = free_port();
-    let mut ng = NetGear::spawn(&args(&[
-        "recv",
-        "--port",
-        &port.to_string(),
-        "--pattern",
-        "1",
-        "--frame",
-        "smooth",
-    ]));
-    ng.ready();
-    let ep = format!("tcp://127.0.0.1:{port}");
+    let (mut ng, ep) = NetGear::receiver(1, &["--frame", "smooth"]);
     let picture = Frame::gradient(480, 640);
     let tx = rt
         .block_on(bounded(RUST_WAIT, async {
