@@ -57,13 +57,7 @@ async fn malformed_requests_get_error_replies_and_the_server_goes_on() {
         ),
     ];
     for (body, expected) in cases {
-        req.send(body).await.unwrap();
-        let reply = tokio::time::timeout(Duration::from_secs(10), req.recv())
-            .await
-            .expect("a reply, not a stall")
-            .unwrap();
-        let raw = wire::decompress(&reply.frames()[0], 1 << 20).unwrap();
-        let v = wire::unpack(&raw).unwrap();
+        let (_, v) = exchange(&mut req, body).await;
         let msg = match v.subscript("error").unwrap().subscript("message").unwrap() {
             wire::Value::Str(s) => s.clone(),
             other => panic!("{other:?}"),
@@ -335,12 +329,19 @@ async fn raw_reply(endpoint: &str, query: &str) -> (Vec<u8>, wire::Value) {
             ),
         ]),
     );
-    req.send(wire::compress_as(&raw, wire::Compression::Deflate))
-        .await
-        .unwrap();
+    exchange(
+        &mut req,
+        wire::compress_as(&raw, wire::Compression::Deflate),
+    )
+    .await
+}
+
+/// Sends `body` on a REQ socket; the reply's body and its decoded value.
+async fn exchange(req: &mut Socket, body: Vec<u8>) -> (Vec<u8>, wire::Value) {
+    req.send(body).await.unwrap();
     let reply = tokio::time::timeout(Duration::from_secs(10), req.recv())
         .await
-        .expect("a reply")
+        .expect("a reply, not a stall")
         .unwrap();
     let body = reply.frames()[0].to_vec();
     let value = wire::unpack(&wire::decompress(&body, 1 << 24).unwrap()).unwrap();

@@ -220,7 +220,8 @@ pub struct Engine {
     /// Run an autocommit `executemany` inside one transaction (the
     /// authorizer allows TRANSACTION).
     batch_txn: bool,
-    /// How result replies are compressed (never `Auto`: resolved).
+    /// How result replies are compressed (`Auto` deflates, as in
+    /// [`wire::compress_as`]).
     compression: Compression,
 }
 
@@ -275,14 +276,11 @@ impl Engine {
         }
     }
 
-    /// Sets how result replies are compressed; `Auto` means `Deflate` here
+    /// Sets how result replies are compressed; `Auto` deflates here
     /// (resolve it against the link first, [`Compression::for_link`]).
     /// Default: `Deflate`.
     pub fn with_compression(mut self, how: Compression) -> Engine {
-        self.compression = match how {
-            Compression::Auto => Compression::Deflate,
-            chosen => chosen,
-        };
+        self.compression = how;
         self
     }
 
@@ -397,22 +395,12 @@ impl Engine {
             let max = self.limits.max_result_bytes;
             Some(match step_all(&mut stmt, &self.shared, max) {
                 Ok(rows) => {
-                    {
-                        let mut c = self.shared.cursor();
-                        *c = CursorState {
-                            rowcount: -1,
-                            lastrowid,
-                        };
-                    }
-                    encode_reply(
-                        self.compression,
-                        &rows,
-                        CursorState {
-                            rowcount: -1,
-                            lastrowid,
-                        },
-                    )
-                    .into_body()
+                    let cursor = CursorState {
+                        rowcount: -1,
+                        lastrowid,
+                    };
+                    *self.shared.cursor() = cursor;
+                    encode_reply(self.compression, &rows, cursor).into_body()
                 }
                 Err(Fail::Execute(e)) => {
                     self.shared.cursor().rowcount = -1;
@@ -509,19 +497,13 @@ impl Engine {
         if script {
             let q = key("query")?;
             self.executescript(q).map_err(Fail::Untouched)?;
-            return Ok(Rows {
-                count: 0,
-                bytes: Vec::new(),
-            });
+            return Ok(Rows::empty());
         }
         if many && key("params")?.truthy() {
             let q = key("query")?;
             let p = key("params")?;
             self.executemany(q, p)?;
-            return Ok(Rows {
-                count: 0,
-                bytes: Vec::new(),
-            });
+            return Ok(Rows::empty());
         }
         let p = key("params")?;
         let q = key("query")?;
@@ -587,10 +569,7 @@ impl Engine {
         let Some(mut stmt) = stmt else {
             bind_count_check(0, params)?;
             self.shared.cursor().lastrowid = conn.last_insert_rowid();
-            return Ok(Rows {
-                count: 0,
-                bytes: Vec::new(),
-            });
+            return Ok(Rows::empty());
         };
         bind(&mut stmt, params, self.shared.stale_error()).map_err(Fail::Execute)?;
         let shared = &self.shared;

@@ -15,6 +15,17 @@ pub(super) struct Rows {
     pub(super) bytes: Vec<u8>,
 }
 
+impl Rows {
+    /// No rows yet (and none for a script, an `executemany` or an empty
+    /// statement).
+    pub(super) fn empty() -> Rows {
+        Rows {
+            count: 0,
+            bytes: Vec::new(),
+        }
+    }
+}
+
 /// Steps a prepared statement to the end: the first step is `execute`'s
 /// (errors there are [`Fail::Execute`]), the rest are `fetchall`'s. Returns
 /// the rows and, for DML, `sqlite3_changes()` when it finished.
@@ -37,10 +48,7 @@ pub(super) fn step_all_with(
     let names: Vec<String> = (0..ncols)
         .map(|i| stmt.column_name(i).map(str::to_string).unwrap_or_default())
         .collect();
-    let mut out = Rows {
-        count: 0,
-        bytes: Vec::new(),
-    };
+    let mut out = Rows::empty();
     let mut rows = stmt.raw_query();
     let first = rows
         .next()
@@ -139,7 +147,7 @@ pub(super) fn encode_reply(how: Compression, rows: &Rows, cursor: CursorState) -
         let _ = rmp::encode::write_str(&mut out, "lastrowid");
         let _ = rmp::encode::write_sint(&mut out, cursor.lastrowid);
     }
-    if how == Compression::Deflate && out.len() >= DEFER_COMPRESSION_MIN {
+    if how != Compression::Stored && out.len() >= DEFER_COMPRESSION_MIN {
         Reply::Uncompressed(out)
     } else {
         Reply::Ready(wire::compress_as(&out, how))
