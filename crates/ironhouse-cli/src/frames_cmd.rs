@@ -104,6 +104,11 @@ struct SendArgs {
     /// lock-step REQ; more: a DEALER, same wire for the receiver).
     #[arg(long, default_value_t = 1)]
     window: usize,
+    /// Send at this many frames per second, as a camera would (the last
+    /// frame gets its interval too before the termination message)
+    /// [default: as fast as the receiver takes them].
+    #[arg(long)]
+    fps: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -269,9 +274,21 @@ async fn send(a: SendArgs) -> Result<ExitCode, crate::BoxError> {
             .map(|i| Frame::synthetic(h, w, ch, i))
             .collect(),
     };
+    let interval = match a.fps {
+        Some(r) if r.is_finite() && r > 0.0 => Some(Duration::from_secs_f64(1.0 / r)),
+        Some(r) => return Err(format!("--fps {r}: expected a positive number").into()),
+        None => None,
+    };
     let eps: Vec<&str> = a.connect.iter().map(String::as_str).collect();
     let mut tx = FrameSender::connect(&eps, cfg).await?;
     let start = Instant::now();
+    // Frame n leaves at start + n intervals.
+    let paced = |n: u64| async move {
+        if let Some(i) = interval {
+            let due = start + i.saturating_mul(u32::try_from(n).unwrap_or(u32::MAX));
+            tokio::time::sleep_until(due.into()).await;
+        }
+    };
     let mut bytes = 0u64;
     let mut replies = 0u64;
     let stop = a.duration.map(|d| start + Duration::from_secs_f64(d));
@@ -280,6 +297,7 @@ async fn send(a: SendArgs) -> Result<ExitCode, crate::BoxError> {
         if stop.is_some_and(|t| Instant::now() >= t) {
             break;
         }
+        paced(n).await;
         sent += 1;
         let f = &frames[(n % frames.len() as u64) as usize];
         // The synthetic frame's seq, so a receiver can --verify it.
@@ -290,6 +308,7 @@ async fn send(a: SendArgs) -> Result<ExitCode, crate::BoxError> {
         }
         bytes += f.data().len() as u64;
     }
+    paced(sent).await;
     let secs = start.elapsed().as_secs_f64();
     let acks = tx.close().await?;
     report(
