@@ -160,6 +160,57 @@ async fn credit_survives_a_reconnect() {
     assert_eq!(collect(&consumer, 2).await, ["a", "b"]);
 }
 
+/// Credit given while the endpoint is still joining (its HELLO sent, the
+/// WELCOME not yet back) reaches the relay. A hand-driven relay holds the
+/// WELCOME back; the credit used to be kept only for the next HELLO, and
+/// the relay never heard of it (the blocking module's doc example lost
+/// its job that way, now and then).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credit_given_while_joining_reaches_the_relay() {
+    let mut fake = Socket::new(SocketType::Router);
+    let url = fake.bind("tcp://127.0.0.1:*").await.unwrap().to_string();
+    let ep = Endpoint::builder(&url)
+        .group("jobs")
+        .options(fast())
+        .connect()
+        .await
+        .unwrap();
+    let mut hello = within("HELLO", fake.recv()).await.unwrap();
+    let rid = hello.pop_front().unwrap();
+    // Skip the ROUTER's arrival notice, if any, to the HELLO.
+    while hello.frames().len() == 1 && hello.frames()[0].is_empty() {
+        hello = within("HELLO", fake.recv()).await.unwrap();
+        hello.pop_front();
+    }
+    match ToRelay::decode(&hello) {
+        Ok(ToRelay::Hello(h)) => assert!(h.credit.is_empty(), "{:?}", h.credit),
+        other => panic!("expected HELLO, got {other:?}"),
+    }
+    ep.notify("jobs", 2).await.unwrap();
+    // Time for the endpoint to take the notify while it is still joining
+    // (if it takes it after the WELCOME instead, it must send it all the
+    // same: nothing here depends on which).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut welcome = ToEndpoint::Welcome {
+        epoch: Bytes::from_static(b"epoch"),
+        accepted: 0,
+    }
+    .encode();
+    welcome.push_front(rid);
+    fake.send(welcome).await.unwrap();
+    let credit = within("NTF after WELCOME", async {
+        loop {
+            let mut m = fake.recv().await.unwrap();
+            m.pop_front();
+            if let Ok(ToRelay::Notify(c)) = ToRelay::decode(&m) {
+                return c;
+            }
+        }
+    })
+    .await;
+    assert_eq!(credit, vec![("jobs".to_string(), 2)]);
+}
+
 /// A consumer speaking the protocol by hand: joins, asks for 3, receives
 /// them and vanishes without acknowledging.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -76,8 +76,10 @@ pub(super) struct Driver {
     /// Publishes the relay has not confirmed, oldest first, as sent.
     unconfirmed: VecDeque<Sent>,
     gathering: Gathering,
-    /// `notify(n < 0)` made while not joined: sent after WELCOME.
-    grabs: Vec<(String, i64)>,
+    /// Notifies made while not joined that the last HELLO did not carry:
+    /// grabs (`n < 0`) and credit added after that HELLO went out. Sent
+    /// after WELCOME.
+    pending: Vec<(String, i64)>,
     joined: bool,
     /// A connection is up (the socket has a peer to queue for).
     connected: bool,
@@ -112,7 +114,7 @@ impl Driver {
             next_seq: 1,
             unconfirmed: VecDeque::new(),
             gathering: Gathering::default(),
-            grabs: Vec::new(),
+            pending: Vec::new(),
             joined: false,
             connected: false,
             out: VecDeque::new(),
@@ -218,15 +220,14 @@ impl Driver {
                         continue;
                     }
                     if n > 0 {
+                        // Counted here too, for the next HELLO.
                         let e = self.credit.entry(g.clone()).or_default();
                         *e = e.saturating_add(n.unsigned_abs());
-                        if self.joined {
-                            now.push((g, n));
-                        }
-                    } else if self.joined {
+                    }
+                    if self.joined {
                         now.push((g, n));
                     } else {
-                        self.grabs.push((g, n));
+                        self.pending.push((g, n));
                     }
                 }
                 if !now.is_empty() {
@@ -282,6 +283,8 @@ impl Driver {
         // relay gets HELLO, then every unconfirmed publish again.
         self.out.clear();
         self.joined = false;
+        // This HELLO carries all the credit: only grabs stay pending.
+        self.pending.retain(|(_, n)| *n < 0);
         let h = Hello {
             session: self.session.clone(),
             groups: self.groups.clone(),
@@ -344,9 +347,9 @@ impl Driver {
                 for s in &self.unconfirmed {
                     self.out.push_back(s.message.clone());
                 }
-                let grabs = std::mem::take(&mut self.grabs);
-                if !grabs.is_empty() {
-                    self.out.push_back(ToRelay::Notify(grabs).encode());
+                let pending = std::mem::take(&mut self.pending);
+                if !pending.is_empty() {
+                    self.out.push_back(ToRelay::Notify(pending).encode());
                 }
                 self.shared.set_state(ConnectionState::Joined);
                 self.shared.emit(EndpointEvent::Joined);
